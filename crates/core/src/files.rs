@@ -1,0 +1,131 @@
+//! Names and places of a store's files, and the small file-system helpers
+//! every part needs (durable directory updates, locks).
+//!
+//! ```text
+//! store/
+//!   MANIFEST            header + two commit slots
+//!   LOCK                held exclusively (flock) by the one writer
+//!   g000001/            one generation: a log and the index over it
+//!     GEN               held shared by every handle using this generation
+//!     dir               partition directory (also the structure lock)
+//!     p0000000001.idx   index partitions
+//!     s00000.log        log segments
+//! ```
+//!
+//! Locks are `flock` locks, which follow the open file description: they
+//! pass to a forked child with the descriptor and are never confused with
+//! another handle's lock in the same process.
+
+use crate::error::{Error, IoContext, Result};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+
+pub const MANIFEST: &str = "MANIFEST";
+pub const LOCK: &str = "LOCK";
+
+pub fn generation_dir(store: &Path, generation: u64) -> PathBuf {
+    store.join(format!("g{generation:06}"))
+}
+
+pub fn segment_path(gen_dir: &Path, segment: u64) -> PathBuf {
+    gen_dir.join(format!("s{segment:05}.log"))
+}
+
+pub fn partition_path(gen_dir: &Path, id: u64) -> PathBuf {
+    gen_dir.join(format!("p{id:010}.idx"))
+}
+
+pub fn dir_path(gen_dir: &Path) -> PathBuf {
+    gen_dir.join("dir")
+}
+
+pub fn gen_lock_path(gen_dir: &Path) -> PathBuf {
+    gen_dir.join("GEN")
+}
+
+/// Make a directory's entries (new or renamed files) durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+/// Open (creating if needed) a file used only for its lock.
+pub fn open_lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .at(path)
+}
+
+/// Try to take an exclusive lock; `Ok(false)` when someone else holds it.
+pub fn try_lock_exclusive(file: &File, path: &Path) -> Result<bool> {
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(e)) => Err(e).at(path),
+    }
+}
+
+/// Try to take a shared lock; `Ok(false)` when a writer holds it exclusively.
+pub fn try_lock_shared(file: &File, path: &Path) -> Result<bool> {
+    match file.try_lock_shared() {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(e)) => Err(e).at(path),
+    }
+}
+
+/// Total size of the regular files directly in `dir` and one level below.
+pub fn disk_usage(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let meta = entry.metadata().at(&entry.path())?;
+        if meta.is_dir() {
+            total += disk_usage(&entry.path())?;
+        } else {
+            total += meta.len();
+        }
+    }
+    Ok(total)
+}
+
+/// Generations present in a store directory, ascending.
+pub fn list_generations(store: &Path) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(store).at(store)? {
+        let entry = entry.at(store)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(num) = name.strip_prefix('g') {
+            if let Ok(g) = num.parse::<u64>() {
+                out.push(g);
+            }
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Remove generation `g` if no handle holds it (its GEN lock is free).
+/// Returns whether it was removed.
+pub fn remove_generation_if_unused(store: &Path, g: u64) -> Result<bool> {
+    let dir = generation_dir(store, g);
+    let lock_path = gen_lock_path(&dir);
+    if lock_path.exists() {
+        let f = open_lock_file(&lock_path)?;
+        if !try_lock_exclusive(&f, &lock_path)? {
+            return Ok(false);
+        }
+    }
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(Error::Io {
+            path: dir,
+            source: e,
+        }),
+    }
+}

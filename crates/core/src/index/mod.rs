@@ -1,0 +1,378 @@
+//! The index of one generation: a directory of 2^16 entries pointing at
+//! partitions (extendible hashing), each partition a table in its own file.
+//!
+//! Growth never stops the world: a full partition is rewritten alone into a
+//! new file ~1.1x larger (load stays between 0.85 and 0.94, so the index
+//! costs ~10.6 bytes per key on disk), and a partition past
+//! [`MAX_BUCKETS`] splits in two by one more directory bit. Either way at
+//! most a few MiB move at once, whatever the size of the store.
+//!
+//! Readers map the partitions the directory names when they open (holding
+//! the directory file's shared lock while they do, so the writer does not
+//! swap a partition under them) and keep using those mappings: a replaced
+//! partition file is unlinked but stays mapped, frozen with every entry it
+//! had, which covers the reader's snapshot.
+//!
+//! ```text
+//! dir file: magic "VDDIR001" | generation u64 | reserved 44 | crc32c u32 (of 0..16)
+//!           65536 x u64 partition id
+//! ```
+
+pub mod partition;
+
+use crate::error::{Error, IoContext, Result};
+use crate::files::{dir_path, partition_path, sync_dir};
+use crate::hash::{KeyHash, DIR_BITS, DIR_LEN};
+use crate::record::{le_u32, le_u64, Loc};
+use memmap2::{MmapOptions, MmapRaw};
+use partition::{make_slot, slot_tag, Partition, Probe, BUCKET_SLOTS, DELETED, EMPTY};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const DIR_MAGIC: &[u8; 8] = b"VDDIR001";
+const DIR_HEADER: usize = 64;
+/// A partition grows until it holds this many buckets, then splits.
+pub const MAX_BUCKETS: u64 = 1 << 15;
+const INITIAL_BUCKETS: u64 = 8;
+const MAX_LOAD: f64 = 0.94;
+const TARGET_LOAD: f64 = 0.85;
+
+/// Where a key's slot is.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotRef {
+    pub part: usize,
+    pub slot: usize,
+    pub loc: Loc,
+}
+
+pub struct Index {
+    gen_dir: PathBuf,
+    dir_file: File,
+    dir_map: MmapRaw,
+    /// Directory entry -> position in `parts`.
+    dir: Vec<u32>,
+    parts: Vec<Arc<Partition>>,
+    next_id: u64,
+    writable: bool,
+}
+
+impl Index {
+    /// Create the index of a new generation: one small partition.
+    pub fn create(gen_dir: &Path, generation: u64) -> Result<Self> {
+        let path = dir_path(gen_dir);
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .at(&path)?;
+        f.set_len((DIR_HEADER + DIR_LEN * 8) as u64).at(&path)?;
+        let map = MmapOptions::new().map_raw(&f).at(&path)?;
+        let mut head = [0u8; DIR_HEADER];
+        head[..8].copy_from_slice(DIR_MAGIC);
+        head[8..16].copy_from_slice(&generation.to_le_bytes());
+        let crc = crc32c::crc32c(&head[..16]);
+        head[60..64].copy_from_slice(&crc.to_le_bytes());
+        // SAFETY: the file was sized above to hold the header.
+        unsafe { std::ptr::copy_nonoverlapping(head.as_ptr(), map.as_mut_ptr(), DIR_HEADER) };
+        let first = Partition::create(&partition_path(gen_dir, 1), 1, INITIAL_BUCKETS, 0)?;
+        let index = Index {
+            gen_dir: gen_dir.to_path_buf(),
+            dir_file: f,
+            dir_map: map,
+            dir: vec![0; DIR_LEN],
+            parts: vec![Arc::new(first)],
+            next_id: 2,
+            writable: true,
+        };
+        for e in 0..DIR_LEN {
+            index.write_dir_entry(e, 1);
+        }
+        sync_dir(gen_dir)?;
+        Ok(index)
+    }
+
+    /// Open the index of an existing generation.
+    pub fn open(gen_dir: &Path, writable: bool) -> Result<Self> {
+        let path = dir_path(gen_dir);
+        let f = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(&path)
+            .at(&path)?;
+        if f.metadata().at(&path)?.len() != (DIR_HEADER + DIR_LEN * 8) as u64 {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                "index directory has the wrong size",
+            ));
+        }
+        let map = if writable {
+            MmapOptions::new().map_raw(&f)
+        } else {
+            MmapOptions::new().map_raw_read_only(&f)
+        }
+        .at(&path)?;
+        // Shared lock: the writer swaps partitions only under the exclusive one.
+        f.lock_shared().at(&path)?;
+        Self::load(gen_dir, &path, f, map, writable)
+    }
+
+    fn load(gen_dir: &Path, path: &Path, f: File, map: MmapRaw, writable: bool) -> Result<Self> {
+        // SAFETY: the mapping is DIR_HEADER + DIR_LEN * 8 bytes (checked by
+        // the caller); the writer changes entries only under the exclusive
+        // lock, and we hold the shared one.
+        let bytes = unsafe { std::slice::from_raw_parts(map.as_ptr(), DIR_HEADER + DIR_LEN * 8) };
+        if &bytes[..8] != DIR_MAGIC || crc32c::crc32c(&bytes[..16]) != le_u32(bytes, 60) {
+            f.unlock().at(path)?;
+            return Err(Error::corrupt(path, 0, "bad index directory header"));
+        }
+        let mut by_id: HashMap<u64, u32> = HashMap::new();
+        let mut parts: Vec<Arc<Partition>> = Vec::new();
+        let mut dir = vec![0u32; DIR_LEN];
+        let mut next_id = 1;
+        let loaded = (|| -> Result<()> {
+            for (e, d) in dir.iter_mut().enumerate() {
+                let id = le_u64(bytes, DIR_HEADER + e * 8);
+                let pos = match by_id.get(&id) {
+                    Some(&p) => p,
+                    None => {
+                        let p = Partition::open(&partition_path(gen_dir, id), writable)?;
+                        if p.id != id {
+                            return Err(Error::corrupt(
+                                &p.path,
+                                8,
+                                "partition id does not match its name",
+                            ));
+                        }
+                        parts.push(Arc::new(p));
+                        by_id.insert(id, parts.len() as u32 - 1);
+                        parts.len() as u32 - 1
+                    }
+                };
+                next_id = next_id.max(id + 1);
+                *d = pos;
+            }
+            Ok(())
+        })();
+        f.unlock().at(path)?;
+        loaded?;
+        Ok(Index {
+            gen_dir: gen_dir.to_path_buf(),
+            dir_file: f,
+            dir_map: map,
+            dir,
+            parts,
+            next_id,
+            writable,
+        })
+    }
+
+    fn write_dir_entry(&self, e: usize, id: u64) {
+        // SAFETY: e < DIR_LEN; the mapping holds DIR_LEN entries after the
+        // header; only the writer calls this, under the exclusive lock.
+        unsafe {
+            let p = self.dir_map.as_mut_ptr().add(DIR_HEADER + e * 8) as *mut u64;
+            p.write_unaligned(id.to_le())
+        }
+    }
+
+    #[inline]
+    pub fn partition_of(&self, h: KeyHash) -> (usize, &Partition) {
+        let p = self.dir[h.dir() as usize] as usize;
+        (p, &self.parts[p])
+    }
+
+    /// Probe for a key.
+    #[inline]
+    pub fn probe(
+        &self,
+        h: KeyHash,
+        is_key: impl FnMut(Loc) -> Result<bool>,
+    ) -> Result<(usize, Probe)> {
+        let (p, part) = self.partition_of(h);
+        Ok((p, part.probe(h.tag(), is_key)?))
+    }
+
+    /// Point the key's slot at `loc`. `prev` is the location the slot holds
+    /// now (found by an earlier probe), or `None` for a new key.
+    pub fn apply(&mut self, h: KeyHash, loc: Loc, prev: Option<Loc>) -> Result<()> {
+        debug_assert!(self.writable);
+        let (p, part) = self.partition_of(h);
+        let tag = h.tag();
+        if let Some(prev) = prev {
+            if let Some(i) = part.find_loc(tag, prev)? {
+                part.set_slot(i, make_slot(tag, loc));
+                return Ok(());
+            }
+            return Err(Error::corrupt(
+                &part.path,
+                0,
+                "index lost a slot the writer placed; the store needs recovery (reopen it)",
+            ));
+        }
+        let i = match part.probe(tag, |_| Ok(false))? {
+            Probe::Vacant(i) => i,
+            Probe::Found(..) => unreachable!("probe with a never-matching key found a key"),
+        };
+        let was_empty = part.slot(i) == EMPTY;
+        part.set_side(i, h.dir());
+        part.set_slot(i, make_slot(tag, loc));
+        if was_empty {
+            let used = part.used() + 1;
+            part.set_used(used);
+            if used as f64 > MAX_LOAD * part.capacity() as f64 {
+                self.grow(p)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Undo `apply(h, loc, prev)`: the slot holding `loc` goes back to
+    /// `prev`, or is marked deleted.
+    pub fn unapply(&mut self, h: KeyHash, loc: Loc, prev: Option<Loc>) -> Result<()> {
+        let (_, part) = self.partition_of(h);
+        let tag = h.tag();
+        if let Some(i) = part.find_loc(tag, loc)? {
+            part.set_slot(i, prev.map_or(DELETED, |p| make_slot(tag, p)));
+        }
+        Ok(())
+    }
+
+    /// Rewrite partition `p` into a larger file, or split it in two.
+    fn grow(&mut self, p: usize) -> Result<()> {
+        let old = Arc::clone(&self.parts[p]);
+        let live = old.live_slots().count() as u64;
+        let want = ((live as f64 / TARGET_LOAD) / BUCKET_SLOTS as f64).ceil() as u64;
+        if want > MAX_BUCKETS && old.depth < DIR_BITS {
+            return self.split(p, &old);
+        }
+        let nbuckets = want.max(old.nbuckets + 1);
+        let new = self.new_partition(nbuckets, old.depth)?;
+        for (slot, dir) in old.live_slots() {
+            new.place(slot, dir);
+        }
+        new.set_used(live);
+        self.install(p, &old, vec![(new, None)])
+    }
+
+    fn split(&mut self, p: usize, old: &Arc<Partition>) -> Result<()> {
+        let bit = DIR_BITS - 1 - old.depth;
+        let counts = old.live_slots().fold([0u64; 2], |mut c, (_, d)| {
+            c[((d >> bit) & 1) as usize] += 1;
+            c
+        });
+        let mut halves = Vec::with_capacity(2);
+        for (half, &count) in counts.iter().enumerate() {
+            let nb = ((count as f64 / TARGET_LOAD) / BUCKET_SLOTS as f64).ceil() as u64;
+            halves.push((
+                self.new_partition(nb.max(INITIAL_BUCKETS), old.depth + 1)?,
+                Some(half as u16),
+            ));
+        }
+        for (slot, dir) in old.live_slots() {
+            halves[((dir >> bit) & 1) as usize].0.place(slot, dir);
+        }
+        for (half, &count) in halves.iter().zip(&counts) {
+            half.0.set_used(count);
+        }
+        self.install(p, old, halves)
+    }
+
+    fn new_partition(&mut self, nbuckets: u64, depth: u32) -> Result<Partition> {
+        let id = self.next_id;
+        self.next_id += 1;
+        Partition::create(&partition_path(&self.gen_dir, id), id, nbuckets, depth)
+    }
+
+    /// Swap `old` (at position `p`) for `new` partitions in the directory.
+    /// For a split, each new partition comes with the directory bit value it
+    /// takes. Only entries that point at `old` change, so an interrupted
+    /// swap still leaves every entry pointing at a partition holding its keys.
+    fn install(
+        &mut self,
+        p: usize,
+        old: &Arc<Partition>,
+        new: Vec<(Partition, Option<u16>)>,
+    ) -> Result<()> {
+        let dir_path = dir_path(&self.gen_dir);
+        self.dir_file.lock().at(&dir_path)?;
+        let bit = DIR_BITS - 1 - old.depth;
+        let mut positions = Vec::with_capacity(new.len());
+        for (i, (part, half)) in new.into_iter().enumerate() {
+            let pos = if i == 0 { p } else { self.parts.len() };
+            let id = part.id;
+            if pos == self.parts.len() {
+                self.parts.push(Arc::new(part));
+            } else {
+                self.parts[pos] = Arc::new(part);
+            }
+            positions.push((pos as u32, id, half));
+        }
+        for e in 0..DIR_LEN {
+            if self.dir[e] as usize != p {
+                continue;
+            }
+            let &(pos, id, _) = positions
+                .iter()
+                .find(|(_, _, half)| half.is_none_or(|h| ((e >> bit) & 1) as u16 == h))
+                .unwrap_or(&positions[0]);
+            self.dir[e] = pos;
+            self.write_dir_entry(e, id);
+        }
+        self.dir_file.unlock().at(&dir_path)?;
+        std::fs::remove_file(&old.path).at(&old.path)
+    }
+
+    pub fn partitions(&self) -> &[Arc<Partition>] {
+        &self.parts
+    }
+
+    pub fn bytes_on_disk(&self) -> u64 {
+        (DIR_HEADER + DIR_LEN * 8) as u64 + self.parts.iter().map(|p| p.file_len()).sum::<u64>()
+    }
+
+    /// Number of live slots (keys and tombstones) over all partitions.
+    pub fn live_slot_count(&self) -> u64 {
+        self.parts
+            .iter()
+            .map(|p| p.live_locs().count() as u64)
+            .sum()
+    }
+
+    /// Check each partition's `used` count and that every live slot sits
+    /// in a partition the directory sends its key to.
+    pub fn check(&self) -> Result<()> {
+        for (pos, part) in self.parts.iter().enumerate() {
+            let mut used = 0;
+            for i in 0..part.capacity() as usize {
+                let s = part.slot(i);
+                if s == EMPTY {
+                    continue;
+                }
+                used += 1;
+                if s != DELETED && self.writable {
+                    let e = part.side(i) as usize;
+                    if self.dir[e] as usize != pos {
+                        return Err(Error::corrupt(
+                            &part.path,
+                            i as u64,
+                            "slot in the wrong partition",
+                        ));
+                    }
+                    let _ = slot_tag(s);
+                }
+            }
+            if self.writable && used != part.used() {
+                return Err(Error::corrupt(
+                    &part.path,
+                    32,
+                    "used-slot count does not match the slots",
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,314 @@
+//! The log of one generation: numbered segment files, appended with
+//! `pwrite` and read through memory maps.
+//!
+//! Each segment is mapped once at its full capacity (`1 << segment_bits`)
+//! even while the file is shorter: Linux lets a mapping run past the end of
+//! its file, and pages appended later become readable through it, so a
+//! growing segment is never remapped. Reads are bounded by the file length
+//! we last saw, so a read never touches a page past the end of the file
+//! (which would raise SIGBUS).
+//!
+//! ```text
+//! segment: magic "VDSEG001" | generation u32 | segment u32 | blocks...
+//! ```
+
+use crate::error::{Error, IoContext, Result};
+use crate::files::segment_path;
+use crate::record::{Loc, RecordRef, LOC_BITS};
+use memmap2::{Mmap, MmapOptions};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub const SEGMENT_MAGIC: &[u8; 8] = b"VDSEG001";
+pub const SEGMENT_HEADER: u64 = 16;
+
+/// One mapped segment file.
+pub struct Segment {
+    pub path: PathBuf,
+    file: File,
+    map: Mmap,
+    /// File length as last observed; reads stay below it.
+    len: AtomicU64,
+}
+
+impl Segment {
+    fn open(path: &Path, capacity: u64, writable: bool) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(path)
+            .at(path)?;
+        let len = file.metadata().at(path)?.len();
+        // SAFETY: the map is read-only; segments are never truncated while a
+        // store is open (only whole generations are deleted, by unlinking),
+        // and every read is bounded by the observed file length.
+        let map = unsafe { MmapOptions::new().len(capacity as usize).map(&file) }.at(path)?;
+        let seg = Segment {
+            path: path.to_path_buf(),
+            file,
+            map,
+            len: AtomicU64::new(len),
+        };
+        seg.check_header()?;
+        Ok(seg)
+    }
+
+    fn check_header(&self) -> Result<()> {
+        if self.len() < SEGMENT_HEADER || &self.map[..8] != SEGMENT_MAGIC {
+            return Err(Error::corrupt(&self.path, 0, "bad segment header"));
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len.load(Ordering::Acquire)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() <= SEGMENT_HEADER
+    }
+
+    /// Bytes from `offset` to the end of the file (re-reading the file
+    /// length once if `offset` is past what we knew).
+    pub fn tail(&self, offset: u64) -> Result<&[u8]> {
+        let mut len = self.len();
+        if offset >= len {
+            len = self
+                .file
+                .metadata()
+                .at(&self.path)?
+                .len()
+                .min(self.map.len() as u64);
+            self.len.fetch_max(len, Ordering::AcqRel);
+        }
+        if offset >= len {
+            return Err(Error::corrupt(
+                &self.path,
+                offset,
+                "location past the end of the segment",
+            ));
+        }
+        Ok(&self.map[offset as usize..len as usize])
+    }
+
+    /// The whole written part of the segment.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map[..self.len() as usize]
+    }
+
+    fn append(&self, data: &[u8]) -> Result<u64> {
+        let at = self.len();
+        self.file.write_all_at(data, at).at(&self.path)?;
+        self.len.store(at + data.len() as u64, Ordering::Release);
+        Ok(at)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.file.sync_data().at(&self.path)
+    }
+
+    /// Cut the file back to `len` (recovery only: drops a torn tail).
+    pub fn truncate(&self, len: u64) -> Result<()> {
+        self.file.set_len(len).at(&self.path)?;
+        self.len.store(len, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// The segments of one generation.
+pub struct Log {
+    dir: PathBuf,
+    generation: u64,
+    seg_bits: u32,
+    writable: bool,
+    segments: Vec<Arc<Segment>>,
+    /// Segments a reader meets after it opened (following a newer record's
+    /// `prev`); mapped on demand, rarely.
+    late: Mutex<Vec<Arc<Segment>>>,
+    /// Segments written since the last sync.
+    dirty: Vec<usize>,
+}
+
+impl Log {
+    pub fn segment_size(&self) -> u64 {
+        1 << self.seg_bits
+    }
+
+    pub fn max_segments(seg_bits: u32) -> u64 {
+        1 << (LOC_BITS - seg_bits)
+    }
+
+    /// Open every existing segment of generation `dir`.
+    pub fn open(dir: &Path, generation: u64, seg_bits: u32, writable: bool) -> Result<Self> {
+        let mut log = Log {
+            dir: dir.to_path_buf(),
+            generation,
+            seg_bits,
+            writable,
+            segments: Vec::new(),
+            late: Mutex::new(Vec::new()),
+            dirty: Vec::new(),
+        };
+        loop {
+            let p = segment_path(dir, log.segments.len() as u64);
+            if !p.exists() {
+                break;
+            }
+            log.segments
+                .push(Arc::new(Segment::open(&p, log.segment_size(), writable)?));
+        }
+        if log.segments.is_empty() {
+            if !writable {
+                return Err(Error::corrupt(dir, 0, "generation has no log segment"));
+            }
+            log.add_segment()?;
+        }
+        Ok(log)
+    }
+
+    /// Create the next segment file, with its header, durably named.
+    pub fn add_segment(&mut self) -> Result<()> {
+        let n = self.segments.len() as u64;
+        if n >= Self::max_segments(self.seg_bits) {
+            return Err(Error::Invalid(
+                "the log is full for this generation; run compact()".into(),
+            ));
+        }
+        let p = segment_path(&self.dir, n);
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+            .at(&p)?;
+        let mut head = [0u8; SEGMENT_HEADER as usize];
+        head[..8].copy_from_slice(SEGMENT_MAGIC);
+        head[8..12].copy_from_slice(&(self.generation as u32).to_le_bytes());
+        head[12..16].copy_from_slice(&(n as u32).to_le_bytes());
+        f.write_all_at(&head, 0).at(&p)?;
+        f.sync_all().at(&p)?;
+        crate::files::sync_dir(&self.dir)?;
+        self.segments.push(Arc::new(Segment::open(
+            &p,
+            self.segment_size(),
+            self.writable,
+        )?));
+        Ok(())
+    }
+
+    pub fn loc(&self, segment: usize, offset: u64) -> Loc {
+        ((segment as u64) << self.seg_bits) | offset
+    }
+
+    pub fn split(&self, loc: Loc) -> (usize, u64) {
+        (
+            (loc >> self.seg_bits) as usize,
+            loc & (self.segment_size() - 1),
+        )
+    }
+
+    /// Location where the next append will land.
+    pub fn end(&self) -> Loc {
+        let last = self.segments.len() - 1;
+        self.loc(last, self.segments[last].len())
+    }
+
+    /// Append `data` (one whole block); rolls to a new segment first if it
+    /// would not fit. Returns the block's location.
+    pub fn append(&mut self, data: &[u8]) -> Result<Loc> {
+        let mut last = self.segments.len() - 1;
+        if self.segments[last].len() + data.len() as u64 > self.segment_size() {
+            if data.len() as u64 + SEGMENT_HEADER > self.segment_size() {
+                return Err(Error::Invalid(format!(
+                    "a block of {} bytes does not fit in a log segment",
+                    data.len()
+                )));
+            }
+            self.add_segment()?;
+            last += 1;
+        }
+        let at = self.segments[last].append(data)?;
+        if self.dirty.last() != Some(&last) {
+            self.dirty.push(last);
+        }
+        Ok(self.loc(last, at))
+    }
+
+    /// Make every append so far durable.
+    pub fn sync(&mut self) -> Result<()> {
+        for &i in &self.dirty {
+            self.segments[i].sync()?;
+        }
+        self.dirty.clear();
+        Ok(())
+    }
+
+    pub fn segments(&self) -> &[Arc<Segment>] {
+        &self.segments
+    }
+
+    /// Segment `i`, mapping it now if this handle has not seen it yet.
+    pub fn segment(&self, i: usize) -> Result<Arc<Segment>> {
+        if let Some(s) = self.segments.get(i) {
+            return Ok(Arc::clone(s));
+        }
+        let mut late = self.late.lock().unwrap_or_else(|p| p.into_inner());
+        let first_late = self.segments.len();
+        while late.len() <= i - first_late {
+            let n = (first_late + late.len()) as u64;
+            let p = segment_path(&self.dir, n);
+            late.push(Arc::new(Segment::open(&p, self.segment_size(), false)?));
+        }
+        Ok(Arc::clone(&late[i - first_late]))
+    }
+
+    /// The record at `loc`, from a segment this handle mapped at open.
+    /// Every location a reader may *see* is in one of those; newer ones are
+    /// read through [`Log::with_record`].
+    #[inline]
+    pub fn record(&self, loc: Loc) -> Result<RecordRef<'_>> {
+        let (seg, off) = self.split(loc);
+        match self.segments.get(seg) {
+            Some(s) => decode_at(s, off),
+            None => Err(Error::corrupt(
+                &self.dir,
+                loc,
+                "location in a segment that does not exist",
+            )),
+        }
+    }
+
+    /// Run `f` on the record at `loc`, mapping its segment if needed.
+    pub fn with_record<R>(&self, loc: Loc, f: impl FnOnce(RecordRef<'_>) -> R) -> Result<R> {
+        let (seg, off) = self.split(loc);
+        if seg < self.segments.len() {
+            return Ok(f(decode_at(&self.segments[seg], off)?));
+        }
+        if seg as u64 >= Self::max_segments(self.seg_bits) {
+            return Err(Error::corrupt(&self.dir, loc, "location out of range"));
+        }
+        let s = self.segment(seg)?;
+        Ok(f(decode_at(&s, off)?))
+    }
+
+    pub fn bytes_on_disk(&self) -> u64 {
+        self.segments.iter().map(|s| s.len()).sum()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+fn decode_at(s: &Segment, off: u64) -> Result<RecordRef<'_>> {
+    if off < SEGMENT_HEADER {
+        return Err(Error::corrupt(
+            &s.path,
+            off,
+            "location inside a segment header",
+        ));
+    }
+    RecordRef::decode(s.tail(off)?, &s.path, off)
+}

@@ -1,0 +1,649 @@
+//! The mutable store: one writer, any number of readers, each reader on the
+//! snapshot of the last commit at the time it opened (or refreshed).
+//!
+//! How a reader keeps its snapshot while the writer changes the shared
+//! index in place: every record that replaces or deletes a key carries the
+//! location of the version it replaced (`prev`). A reader that meets a slot
+//! pointing at or past its snapshot's end follows `prev` back until it
+//! reaches a version inside its snapshot (or finds the key did not exist).
+//! Records are never rewritten, so the chain is always there.
+
+mod compact;
+mod generation;
+mod pending;
+mod recover;
+mod verify;
+
+pub use verify::Report;
+
+use crate::error::{Error, IoContext, Result};
+use crate::files::{self, MANIFEST};
+use crate::hash::KeyHash;
+use crate::index::partition::Probe;
+use crate::manifest::{Commit, Header, Manifest, FLAG_WRITER_ACTIVE};
+use crate::record::{Loc, RecordRef, BLOCK_HEADER, FLAG_ABORT, FLAG_COMMIT, MAX_ITEM};
+use crate::scan::block_at;
+use generation::Generation;
+use pending::Pending;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// How to open a store (the dbm flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// "r": read-only; the store must exist.
+    Read,
+    /// "w": read-write; the store must exist.
+    Write,
+    /// "c": read-write, created if missing.
+    Create,
+    /// "n": read-write, always a new empty store.
+    New,
+}
+
+/// Options for [`Store::open`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub mode: Mode,
+    /// Codec names recorded at creation; `None` accepts what is stored.
+    pub key_codec: Option<String>,
+    pub value_codec: Option<String>,
+    /// Bound on the engine's own anonymous memory (write buffer), in bytes.
+    pub memory_budget: u64,
+    /// Log segment size as a power of two (new stores only).
+    pub segment_bits: u32,
+    /// Compact automatically at commit when garbage passes this share of
+    /// the log (0 disables).
+    pub compact_threshold: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            mode: Mode::Create,
+            key_codec: None,
+            value_codec: None,
+            memory_budget: 1 << 30,
+            segment_bits: 30,
+            compact_threshold: 0.5,
+        }
+    }
+}
+
+/// Figures reported by [`Store::stats`].
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub entries: u64,
+    pub disk_bytes: u64,
+    pub log_bytes: u64,
+    pub index_bytes: u64,
+    pub garbage_bytes: u64,
+    pub resident_bytes: u64,
+    pub partitions: u64,
+    pub generation: u64,
+    pub commit_seq: u64,
+}
+
+/// State only the writer has.
+struct Writer {
+    _lock: File,
+    pending: Pending,
+    /// Blocks written since the last commit (for rollback), in order.
+    spilled: Vec<Loc>,
+    entries: u64,
+    garbage: u64,
+    block_seq: u64,
+    flush_at: usize,
+    compact_threshold: f64,
+    /// Bumped by every change, so iterators can notice.
+    mutations: u64,
+    /// Changes exist since the last commit.
+    dirty: bool,
+}
+
+/// An open store.
+pub struct Store {
+    path: PathBuf,
+    manifest: Manifest,
+    slot: usize,
+    commit: Commit,
+    gen: Generation,
+    writer: Option<Writer>,
+}
+
+/// A value read from the store, borrowed from the log or the write buffer.
+pub type Value<'a> = &'a [u8];
+
+impl Store {
+    /// Open or create the store at `path`.
+    pub fn open(path: &Path, opts: &Options) -> Result<Self> {
+        match opts.mode {
+            Mode::Read => Self::open_reader(path),
+            _ => Self::open_writer(path, opts),
+        }
+    }
+
+    fn open_writer(path: &Path, opts: &Options) -> Result<Self> {
+        let manifest_path = path.join(MANIFEST);
+        if !manifest_path.exists() && matches!(opts.mode, Mode::Write) {
+            return Err(Error::NotFound(path.to_path_buf()));
+        }
+        std::fs::create_dir_all(path).at(path)?;
+        let lock_path = path.join(files::LOCK);
+        let lock = files::open_lock_file(&lock_path)?;
+        if !files::try_lock_exclusive(&lock, &lock_path)? {
+            return Err(Error::Locked(path.to_path_buf()));
+        }
+        if opts.mode == Mode::New && manifest_path.exists() {
+            std::fs::remove_file(&manifest_path).at(&manifest_path)?;
+            for g in files::list_generations(path)? {
+                let d = files::generation_dir(path, g);
+                std::fs::remove_dir_all(&d).at(&d)?;
+            }
+        }
+        if !manifest_path.exists() {
+            Self::create_files(path, opts)?;
+        }
+        let manifest = Manifest::open(&manifest_path, true)?;
+        check_codec(path, "key", &manifest.header.key_codec, &opts.key_codec)?;
+        check_codec(
+            path,
+            "value",
+            &manifest.header.value_codec,
+            &opts.value_codec,
+        )?;
+        let (mut commit, mut slot) = manifest.latest()?;
+        if commit.writer_active() {
+            (commit, slot) = recover::rebuild(path, &manifest, commit, slot)?;
+        }
+        let gen = Generation::open(path, commit.generation, manifest.header.segment_bits, true)?;
+        gen.check_committed_end(commit.committed_end)?;
+        commit.flags |= FLAG_WRITER_ACTIVE;
+        commit.seq += 1;
+        slot = manifest.write(&commit, slot)?;
+        let mut store = Store {
+            path: path.to_path_buf(),
+            manifest,
+            slot,
+            commit,
+            gen,
+            writer: Some(Writer {
+                _lock: lock,
+                pending: Pending::default(),
+                spilled: Vec::new(),
+                entries: commit.entries,
+                garbage: commit.garbage,
+                block_seq: commit.block_seq,
+                flush_at: (opts.memory_budget / 4).clamp(64 << 10, 64 << 20) as usize,
+                compact_threshold: opts.compact_threshold,
+                mutations: 0,
+                dirty: false,
+            }),
+        };
+        store.remove_old_generations()?;
+        Ok(store)
+    }
+
+    fn create_files(path: &Path, opts: &Options) -> Result<()> {
+        let header = Header {
+            segment_bits: opts.segment_bits,
+            hash_seed: 0x7661_7374_6469_6374, // "vastdict"
+            key_codec: opts.key_codec.clone().unwrap_or_else(|| "bytes".into()),
+            value_codec: opts.value_codec.clone().unwrap_or_else(|| "bytes".into()),
+        };
+        let gen = Generation::create(path, 1, opts.segment_bits)?;
+        let first = Commit {
+            seq: 1,
+            generation: 1,
+            committed_end: gen.log.end(),
+            ..Default::default()
+        };
+        Manifest::create(&path.join(MANIFEST), &header, &first)
+    }
+
+    fn open_reader(path: &Path) -> Result<Self> {
+        let manifest_path = path.join(MANIFEST);
+        if !manifest_path.exists() {
+            return Err(Error::NotFound(path.to_path_buf()));
+        }
+        let manifest = Manifest::open(&manifest_path, false)?;
+        let (commit, _) = manifest.latest()?;
+        if commit.writer_active() {
+            recover::recover_if_abandoned(path)?;
+        }
+        let (commit, slot, gen) = Self::snapshot(path, &manifest)?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            manifest,
+            slot,
+            commit,
+            gen,
+            writer: None,
+        })
+    }
+
+    /// The latest commit and its generation, opened consistently: the
+    /// generation is locked before the commit naming it is trusted.
+    fn snapshot(path: &Path, manifest: &Manifest) -> Result<(Commit, usize, Generation)> {
+        for _ in 0..100 {
+            let (commit, _) = manifest.latest()?;
+            let gen = match Generation::open(
+                path,
+                commit.generation,
+                manifest.header.segment_bits,
+                false,
+            ) {
+                Ok(g) => g,
+                // Compacted away between the two reads: try the new one.
+                Err(Error::Io { .. }) if manifest.latest()?.0.generation != commit.generation => {
+                    continue
+                }
+                Err(e) => return Err(e),
+            };
+            let (commit, slot) = manifest.latest()?;
+            if commit.generation != gen.number {
+                continue;
+            }
+            gen.check_committed_end(commit.committed_end)?;
+            return Ok((commit, slot, gen));
+        }
+        Err(Error::Invalid(
+            "the store keeps changing generation; try again".into(),
+        ))
+    }
+
+    /// Move a reader to the newest commit. A writer always sees its own
+    /// writes, so this does nothing for it.
+    pub fn refresh(&mut self) -> Result<()> {
+        if self.writer.is_some() {
+            return Ok(());
+        }
+        let (commit, slot, gen) = Self::snapshot(&self.path, &self.manifest)?;
+        if gen.number == self.gen.number && commit.seq == self.commit.seq {
+            return Ok(());
+        }
+        self.commit = commit;
+        self.slot = slot;
+        self.gen = gen;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.manifest.header
+    }
+
+    pub fn is_writer(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    fn writer(&mut self) -> Result<&mut Writer> {
+        self.writer.as_mut().ok_or(Error::ReadOnly)
+    }
+
+    /// Locations at or past this are not in this handle's snapshot.
+    #[inline]
+    fn limit(&self) -> Loc {
+        if self.writer.is_some() {
+            Loc::MAX
+        } else {
+            self.commit.committed_end
+        }
+    }
+
+    pub fn hash(&self, key: &[u8]) -> KeyHash {
+        KeyHash::of(key, self.manifest.header.hash_seed)
+    }
+
+    /// Number of keys (as of this handle's snapshot, or with the writer's
+    /// uncommitted changes).
+    pub fn len(&self) -> u64 {
+        self.writer
+            .as_ref()
+            .map_or(self.commit.entries, |w| w.entries)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Changes made through this handle so far.
+    pub fn mutations(&self) -> u64 {
+        self.writer
+            .as_ref()
+            .map_or(self.commit.seq, |w| w.mutations)
+    }
+
+    /// Look up `key`.
+    #[inline]
+    pub fn get(&self, key: &[u8]) -> Result<Option<Value<'_>>> {
+        self.get_hashed(self.hash(key), key)
+    }
+
+    /// Look up `key` whose hash is already known.
+    pub fn get_hashed(&self, h: KeyHash, key: &[u8]) -> Result<Option<Value<'_>>> {
+        if let Some(w) = &self.writer {
+            if let Some(e) = w.pending.find(h, key) {
+                return Ok(w.pending.record(&e).value);
+            }
+        }
+        match self.find_visible(h, key)? {
+            Some(loc) => Ok(self.gen.log.record(loc)?.value),
+            None => Ok(None),
+        }
+    }
+
+    /// Location of the visible version of `key` in the log (a put or a
+    /// tombstone), ignoring the write buffer.
+    fn find_visible(&self, h: KeyHash, key: &[u8]) -> Result<Option<Loc>> {
+        let limit = self.limit();
+        let log = &self.gen.log;
+        let (_, probe) = self.gen.index.probe(h, |loc| {
+            if loc < limit {
+                Ok(log.record(loc)?.key == key)
+            } else {
+                log.with_record(loc, |r| r.key == key)
+            }
+        })?;
+        let Probe::Found(_, mut loc) = probe else {
+            return Ok(None);
+        };
+        while loc >= limit {
+            match log.with_record(loc, |r| r.prev)? {
+                Some(prev) => loc = prev,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(loc))
+    }
+
+    /// The current version of `key` for the writer: `(location, record
+    /// length, is_tombstone)`, from the write buffer or the log.
+    fn current(&self, h: KeyHash, key: &[u8]) -> Result<Option<(Loc, u32, bool)>> {
+        if let Some(w) = &self.writer {
+            if let Some(e) = w.pending.find(h, key) {
+                return Ok(Some((w.pending.loc_of(e.off), e.len, e.tombstone)));
+            }
+        }
+        match self.find_visible(h, key)? {
+            Some(loc) => {
+                let r = self.gen.log.record(loc)?;
+                Ok(Some((loc, r.len as u32, r.value.is_none())))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Set `key` to `value`.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.write(key, Some(value)).map(|_| ())
+    }
+
+    /// Remove `key`; returns whether it was present.
+    pub fn delete(&mut self, key: &[u8]) -> Result<bool> {
+        self.write(key, None)
+    }
+
+    fn write(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<bool> {
+        self.writer()?;
+        if key.len() > MAX_ITEM || value.is_some_and(|v| v.len() > MAX_ITEM) {
+            return Err(Error::Invalid(format!(
+                "keys and values are limited to {} MiB",
+                MAX_ITEM >> 20
+            )));
+        }
+        let h = self.hash(key);
+        let current = self.current(h, key)?;
+        let live = current.filter(|c| !c.2);
+        if value.is_none() && live.is_none() {
+            return Ok(false);
+        }
+        let record_len = key.len() + value.map_or(0, <[u8]>::len) + 16;
+        self.make_room(record_len)?;
+        let w = self.writer.as_mut().ok_or(Error::ReadOnly)?;
+        let prev = current.map(|c| c.0);
+        let e = w.pending.push(h, key, value, prev);
+        w.mutations += 1;
+        w.dirty = true;
+        match (live, value.is_some()) {
+            (None, true) => w.entries += 1,
+            (Some((_, len, _)), true) => w.garbage += u64::from(len),
+            (Some((_, len, _)), false) => {
+                w.entries -= 1;
+                w.garbage += u64::from(len) + u64::from(e.len);
+            }
+            (None, false) => {}
+        }
+        if w.pending.payload_len() >= w.flush_at {
+            self.flush(0)?;
+        }
+        Ok(live.is_some())
+    }
+
+    fn make_room(&mut self, len: usize) -> Result<()> {
+        let w = self.writer.as_mut().ok_or(Error::ReadOnly)?;
+        if let Some(at) =
+            generation::make_room(&mut w.pending, &mut self.gen, &mut w.block_seq, len)?
+        {
+            w.spilled.push(at);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, flags: u32) -> Result<()> {
+        let w = self.writer.as_mut().ok_or(Error::ReadOnly)?;
+        if let Some(at) =
+            generation::write_block(&mut w.pending, &mut self.gen, &mut w.block_seq, flags)?
+        {
+            if flags == 0 {
+                w.spilled.push(at);
+            }
+        }
+        Ok(())
+    }
+
+    /// Make every change so far durable and visible to readers that
+    /// refresh. After this returns, a crash loses none of it.
+    pub fn commit(&mut self) -> Result<()> {
+        if !self.commit_durable()? {
+            return Ok(());
+        }
+        let w = self.writer()?;
+        let threshold = w.compact_threshold;
+        let log_bytes = self.gen.log.bytes_on_disk();
+        if threshold > 0.0
+            && log_bytes > 4 << 20
+            && self.commit.garbage as f64 > threshold * log_bytes as f64
+        {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// The durable part of a commit; returns whether anything was written.
+    fn commit_durable(&mut self) -> Result<bool> {
+        if !self.writer()?.dirty {
+            return Ok(false);
+        }
+        self.flush(FLAG_COMMIT)?;
+        self.gen.log.sync()?;
+        self.publish(FLAG_WRITER_ACTIVE)?;
+        let w = self.writer()?;
+        w.spilled.clear();
+        w.dirty = false;
+        Ok(true)
+    }
+
+    /// Write the manifest slot for the current state.
+    fn publish(&mut self, flags: u32) -> Result<()> {
+        let w = self.writer.as_ref().ok_or(Error::ReadOnly)?;
+        let c = Commit {
+            seq: self.commit.seq + 1,
+            generation: self.gen.number,
+            committed_end: self.gen.log.end(),
+            block_seq: w.block_seq,
+            entries: w.entries,
+            garbage: w.garbage,
+            flags,
+        };
+        self.slot = self.manifest.write(&c, self.slot)?;
+        self.commit = c;
+        Ok(())
+    }
+
+    /// Drop every change since the last commit.
+    pub fn rollback(&mut self) -> Result<()> {
+        let w = self.writer()?;
+        w.pending.clear();
+        w.mutations += 1;
+        w.dirty = false;
+        let spilled = std::mem::take(&mut w.spilled);
+        let mut dropped = 0;
+        let seed = self.manifest.header.hash_seed;
+        for &at in spilled.iter().rev() {
+            let block = block_at(&self.gen.log, at)?;
+            dropped += (BLOCK_HEADER + block.payload.len()) as u64;
+            let undo: Vec<_> = block
+                .records(&self.gen.log)?
+                .into_iter()
+                .map(|(loc, r)| (KeyHash::of(r.key, seed), loc, r.prev))
+                .collect();
+            for (h, loc, prev) in undo.into_iter().rev() {
+                self.gen.index.unapply(h, loc, prev)?;
+            }
+        }
+        if !spilled.is_empty() {
+            // Recovery must not count the rolled-back blocks into the next commit.
+            self.flush(FLAG_ABORT)?;
+        }
+        let committed = self.commit;
+        let w = self.writer()?;
+        w.entries = committed.entries;
+        w.garbage = committed.garbage + dropped;
+        Ok(())
+    }
+
+    /// Close the store. With `commit`, pending changes are committed first;
+    /// otherwise they are dropped.
+    pub fn close(mut self, commit: bool) -> Result<()> {
+        self.finish(commit)
+    }
+
+    fn finish(&mut self, commit: bool) -> Result<()> {
+        if self.writer.is_none() {
+            return Ok(());
+        }
+        if commit {
+            self.commit()?;
+        } else {
+            self.rollback()?;
+        }
+        self.flush(0)?;
+        self.gen.log.sync()?;
+        self.publish(0)?;
+        self.writer = None;
+        Ok(())
+    }
+
+    /// Figures about the store.
+    pub fn stats(&self) -> Result<Stats> {
+        let resident =
+            self.writer.as_ref().map_or(0, |w| w.pending.resident()) + self.gen.resident();
+        Ok(Stats {
+            entries: self.len(),
+            disk_bytes: files::disk_usage(&self.path)?,
+            log_bytes: self.gen.log.bytes_on_disk(),
+            index_bytes: self.gen.index.bytes_on_disk(),
+            garbage_bytes: self
+                .writer
+                .as_ref()
+                .map_or(self.commit.garbage, |w| w.garbage),
+            resident_bytes: resident as u64,
+            partitions: self.gen.index.partitions().len() as u64,
+            generation: self.gen.number,
+            commit_seq: self.commit.seq,
+        })
+    }
+
+    /// Write out the write buffer so iteration sees every change (writer
+    /// only; a no-op for readers).
+    pub fn flush_pending(&mut self) -> Result<()> {
+        if self.writer.is_some() {
+            self.flush(0)?;
+        }
+        Ok(())
+    }
+
+    /// Up to `max` visible keys' record locations, resuming at `cursor`
+    /// (partition, slot). Call [`Store::flush_pending`] first on a writer.
+    pub fn scan(&self, cursor: &mut (usize, usize), max: usize) -> Result<Vec<Loc>> {
+        let limit = self.limit();
+        let log = &self.gen.log;
+        let parts = self.gen.index.partitions();
+        let mut out = Vec::with_capacity(max.min(1 << 16));
+        while cursor.0 < parts.len() && out.len() < max {
+            let part = &parts[cursor.0];
+            let cap = part.capacity() as usize;
+            while cursor.1 < cap && out.len() < max {
+                let s = part.slot(cursor.1);
+                cursor.1 += 1;
+                if s == crate::index::partition::EMPTY || s == crate::index::partition::DELETED {
+                    continue;
+                }
+                let mut loc = crate::index::partition::slot_loc(s);
+                let mut visible = true;
+                while loc >= limit {
+                    match log.with_record(loc, |r| r.prev)? {
+                        Some(p) => loc = p,
+                        None => {
+                            visible = false;
+                            break;
+                        }
+                    }
+                }
+                if visible && log.record(loc)?.value.is_some() {
+                    out.push(loc);
+                }
+            }
+            if cursor.1 >= cap {
+                *cursor = (cursor.0 + 1, 0);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The record at a location returned by [`Store::scan`].
+    pub fn record_at(&self, loc: Loc) -> Result<RecordRef<'_>> {
+        self.gen.log.record(loc)
+    }
+
+    fn remove_old_generations(&mut self) -> Result<()> {
+        for g in files::list_generations(&self.path)? {
+            if g != self.gen.number {
+                files::remove_generation_if_unused(&self.path, g)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // A handle dropped without close() keeps only what was committed,
+        // and leaves the store marked clean so the next open is fast.
+        let _ = self.finish(false);
+    }
+}
+
+fn check_codec(path: &Path, what: &str, stored: &str, asked: &Option<String>) -> Result<()> {
+    match asked {
+        Some(a) if a != stored => Err(Error::format(
+            path,
+            format!("this store was created with {what}s={stored:?}, not {a:?}; open it with {what}s={stored:?} or leave the argument out"),
+        )),
+        _ => Ok(()),
+    }
+}
