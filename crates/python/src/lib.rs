@@ -1,1 +1,18 @@
+//! The `vastdict._vastdict` extension module: a thin layer that converts
+//! Python objects to bytes and back, maps engine errors to the exception
+//! tree of `vastdict._errors`, and releases the GIL around engine work.
+//! The public API lives in the Python package.
 
+mod codec;
+mod errors;
+mod store;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _vastdict(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<store::NativeStore>()?;
+    m.add_function(wrap_pyfunction!(store::_after_fork_in_child, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

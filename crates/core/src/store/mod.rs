@@ -336,6 +336,16 @@ impl Store {
         }
     }
 
+    /// Look up many keys; large batches are spread over all cores.
+    pub fn get_many<'a>(&'a self, keys: &[&[u8]]) -> Result<Vec<Option<Value<'a>>>> {
+        use rayon::prelude::*;
+        const PARALLEL_FROM: usize = 4096;
+        if keys.len() < PARALLEL_FROM {
+            return keys.iter().map(|k| self.get(k)).collect();
+        }
+        keys.par_iter().with_min_len(1024).map(|k| self.get(k)).collect()
+    }
+
     /// Location of the visible version of `key` in the log (a put or a
     /// tombstone), ignoring the write buffer.
     fn find_visible(&self, h: KeyHash, key: &[u8]) -> Result<Option<Loc>> {

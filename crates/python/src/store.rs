@@ -1,0 +1,475 @@
+//! `NativeStore`: the engine's `Store` behind a lock, with codecs applied.
+//!
+//! Locking rule that keeps this deadlock-free: a thread never waits for the
+//! store lock while holding the GIL (it tries, and on contention releases
+//! the GIL before blocking), and code holding the store lock without the
+//! GIL never waits for the GIL.
+
+use crate::codec::Codec;
+use crate::errors::{closed, forked, IntoPyResult};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use pyo3::exceptions::PyKeyError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use vastdict_core::{Mode, Options, Store};
+
+/// Bumped in a child after `fork()` (registered from Python with
+/// `os.register_at_fork`), so handles notice they changed process.
+pub static FORK_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+#[pyfunction]
+pub fn _after_fork_in_child() {
+    FORK_EPOCH.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Keys copied out of Python objects into one buffer, so the GIL can be
+/// released while the engine reads them.
+struct KeyBatch {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl KeyBatch {
+    fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+}
+
+/// A slice of the store's memory, valid while the store's read guard is
+/// held; carried across `detach` as a pointer.
+#[derive(Clone, Copy)]
+struct RawSlice(*const u8, usize);
+// SAFETY: only dereferenced by the thread that holds the read guard that
+// keeps the memory alive and unchanged.
+unsafe impl Send for RawSlice {}
+
+#[pyclass(subclass, frozen, module = "vastdict._vastdict")]
+pub struct NativeStore {
+    inner: RwLock<Option<Store>>,
+    key_codec: Codec,
+    value_codec: Codec,
+    path: PathBuf,
+    writable: bool,
+    epoch: u64,
+}
+
+fn mode(flag: &str) -> PyResult<Mode> {
+    Ok(match flag {
+        "r" => Mode::Read,
+        "w" => Mode::Write,
+        "c" => Mode::Create,
+        "n" => Mode::New,
+        other => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "flag must be \"r\", \"w\", \"c\" or \"n\", not {other:?}"
+            )))
+        }
+    })
+}
+
+impl NativeStore {
+    fn check_process(&self, py: Python<'_>) -> PyResult<()> {
+        if self.writable && FORK_EPOCH.load(Ordering::Relaxed) != self.epoch {
+            return Err(forked(py));
+        }
+        Ok(())
+    }
+
+    fn read<'a>(&'a self, py: Python<'_>) -> PyResult<RwLockReadGuard<'a, Option<Store>>> {
+        self.check_process(py)?;
+        let g = match self.inner.try_read() {
+            Some(g) => g,
+            None => py.detach(|| self.inner.read()),
+        };
+        if g.is_none() {
+            return Err(closed(py));
+        }
+        Ok(g)
+    }
+
+    fn write<'a>(&'a self, py: Python<'_>) -> PyResult<RwLockWriteGuard<'a, Option<Store>>> {
+        self.check_process(py)?;
+        let g = match self.inner.try_write() {
+            Some(g) => g,
+            None => py.detach(|| self.inner.write()),
+        };
+        if g.is_none() {
+            return Err(closed(py));
+        }
+        Ok(g)
+    }
+
+    fn encode_keys(&self, keys: &Bound<'_, PyAny>) -> PyResult<KeyBatch> {
+        let mut batch = KeyBatch { bytes: Vec::new(), ends: Vec::new() };
+        for k in keys.try_iter()? {
+            let k = k?;
+            batch.bytes.extend_from_slice(&self.key_codec.encode(&k, "key")?);
+            batch.ends.push(batch.bytes.len());
+        }
+        Ok(batch)
+    }
+}
+
+macro_rules! store {
+    ($guard:expr) => {
+        match $guard.as_ref() {
+            Some(s) => s,
+            None => unreachable!("guard checked for an open store"),
+        }
+    };
+}
+
+macro_rules! store_mut {
+    ($guard:expr) => {
+        match $guard.as_mut() {
+            Some(s) => s,
+            None => unreachable!("guard checked for an open store"),
+        }
+    };
+}
+
+#[pymethods]
+impl NativeStore {
+    #[new]
+    #[pyo3(signature = (path, flag="c", keys=None, values=None, memory_budget=1<<30, segment_bits=30, compact_threshold=0.5))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        flag: &str,
+        keys: Option<&str>,
+        values: Option<&str>,
+        memory_budget: u64,
+        segment_bits: u32,
+        compact_threshold: f64,
+    ) -> PyResult<Self> {
+        let mode = mode(flag)?;
+        let key_codec = keys.map(Codec::parse).transpose()?;
+        let value_codec = values.map(Codec::parse).transpose()?;
+        if !(16..=34).contains(&segment_bits) {
+            return Err(pyo3::exceptions::PyValueError::new_err("segment_bits must be between 16 and 34"));
+        }
+        let opts = Options {
+            mode,
+            key_codec: key_codec.map(|c| c.name().to_string()),
+            value_codec: value_codec.map(|c| c.name().to_string()),
+            memory_budget,
+            segment_bits,
+            compact_threshold,
+        };
+        let p = path.clone();
+        let store = py.detach(move || Store::open(&p, &opts)).py_err(py)?;
+        let key_codec = Codec::parse(&store.header().key_codec)?;
+        let value_codec = Codec::parse(&store.header().value_codec)?;
+        Ok(NativeStore {
+            writable: store.is_writer(),
+            inner: RwLock::new(Some(store)),
+            key_codec,
+            value_codec,
+            path,
+            epoch: FORK_EPOCH.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The store's directory.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    #[getter]
+    fn key_codec(&self) -> &'static str {
+        self.key_codec.name()
+    }
+
+    #[getter]
+    fn value_codec(&self) -> &'static str {
+        self.value_codec.name()
+    }
+
+    #[getter]
+    fn writable(&self) -> bool {
+        self.writable
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.read().is_none()
+    }
+
+    fn __getitem__<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let k = self.key_codec.encode(key, "key")?;
+        let g = self.read(py)?;
+        match store!(g).get(&k).py_err(py)? {
+            Some(v) => self.value_codec.decode(py, v),
+            None => Err(PyKeyError::new_err(key.clone().unbind())),
+        }
+    }
+
+    #[pyo3(signature = (key, default=None))]
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        default: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let k = self.key_codec.encode(key, "key")?;
+        let g = self.read(py)?;
+        match store!(g).get(&k).py_err(py)? {
+            Some(v) => self.value_codec.decode(py, v),
+            None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
+        }
+    }
+
+    fn __contains__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let k = match self.key_codec.encode(key, "key") {
+            Ok(k) => k,
+            // Like a dict: a key of another type is simply not there.
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyTypeError>(py) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let g = self.read(py)?;
+        Ok(store!(g).get(&k).py_err(py)?.is_some())
+    }
+
+    fn __setitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let k = self.key_codec.encode(key, "key")?;
+        let v = self.value_codec.encode(value, "value")?;
+        let mut g = self.write(py)?;
+        store_mut!(g).put(&k, &v).py_err(py)
+    }
+
+    fn __delitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {
+        if !self.discard(py, key)? {
+            return Err(PyKeyError::new_err(key.clone().unbind()));
+        }
+        Ok(())
+    }
+
+    /// Delete `key` if present; returns whether it was.
+    fn discard(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let k = self.key_codec.encode(key, "key")?;
+        let mut g = self.write(py)?;
+        store_mut!(g).delete(&k).py_err(py)
+    }
+
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        let g = self.read(py)?;
+        Ok(store!(g).len() as usize)
+    }
+
+    /// Values for many keys at once (None where a key is missing), looked
+    /// up with the GIL released.
+    fn get_many<'py>(&self, py: Python<'py>, keys: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+        let batch = self.encode_keys(keys)?;
+        self.check_process(py)?;
+        let (guard, found) = py.detach(|| {
+            let guard = self.inner.read();
+            let found = match guard.as_ref() {
+                Some(s) => {
+                    let refs: Vec<&[u8]> = (0..batch.len()).map(|i| batch.get(i)).collect();
+                    s.get_many(&refs)
+                        .map(|vals| vals.into_iter().map(|v| v.map(|v| RawSlice(v.as_ptr(), v.len()))).collect::<Vec<_>>())
+                }
+                None => Err(vastdict_core::Error::Closed),
+            };
+            (guard, found)
+        });
+        let found = found.py_err(py)?;
+        let out = PyList::empty(py);
+        for v in found {
+            match v {
+                // SAFETY: the slice points into the store's memory, which
+                // `guard` keeps mapped and unchanged until it is dropped below.
+                Some(RawSlice(p, n)) => {
+                    out.append(self.value_codec.decode(py, unsafe { std::slice::from_raw_parts(p, n) })?)?
+                }
+                None => out.append(py.None())?,
+            }
+        }
+        drop(guard);
+        Ok(out)
+    }
+
+    /// Write many pairs in one call (an iterable of (key, value)), with the
+    /// GIL released while the engine writes.
+    fn update_pairs(&self, py: Python<'_>, pairs: &Bound<'_, PyAny>) -> PyResult<usize> {
+        self.check_process(py)?;
+        if !self.writable {
+            return Err(crate::errors::to_py(py, vastdict_core::Error::ReadOnly));
+        }
+        let mut keys = KeyBatch { bytes: Vec::new(), ends: Vec::new() };
+        let mut vals = KeyBatch { bytes: Vec::new(), ends: Vec::new() };
+        let mut n = 0;
+        let flush = |keys: &mut KeyBatch, vals: &mut KeyBatch| -> PyResult<()> {
+            let r = py.detach(|| {
+                let mut g = self.inner.write();
+                match g.as_mut() {
+                    Some(s) => (0..keys.len()).try_for_each(|i| s.put(keys.get(i), vals.get(i))),
+                    None => Err(vastdict_core::Error::Closed),
+                }
+            });
+            keys.bytes.clear();
+            keys.ends.clear();
+            vals.bytes.clear();
+            vals.ends.clear();
+            r.py_err(py)
+        };
+        for item in pairs.try_iter()? {
+            let item = item?;
+            let pair = item.cast::<PyTuple>().ok().filter(|t| t.len() == 2);
+            let (k, v) = match pair {
+                Some(t) => (t.get_item(0)?, t.get_item(1)?),
+                None => {
+                    let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract().map_err(|_| {
+                        pyo3::exceptions::PyTypeError::new_err("update() needs a mapping or an iterable of (key, value) pairs")
+                    })?;
+                    (k, v)
+                }
+            };
+            keys.bytes.extend_from_slice(&self.key_codec.encode(&k, "key")?);
+            keys.ends.push(keys.bytes.len());
+            vals.bytes.extend_from_slice(&self.value_codec.encode(&v, "value")?);
+            vals.ends.push(vals.bytes.len());
+            n += 1;
+            if keys.bytes.len() + vals.bytes.len() >= 32 << 20 {
+                flush(&mut keys, &mut vals)?;
+            }
+        }
+        flush(&mut keys, &mut vals)?;
+        Ok(n)
+    }
+
+    /// Make all changes durable. Returns once they are on disk.
+    fn commit(&self, py: Python<'_>) -> PyResult<()> {
+        let mut g = self.write(py)?;
+        let s = store_mut!(g);
+        py.detach(|| s.commit()).py_err(py)
+    }
+
+    /// Drop all changes since the last commit.
+    fn rollback(&self, py: Python<'_>) -> PyResult<()> {
+        let mut g = self.write(py)?;
+        let s = store_mut!(g);
+        py.detach(|| s.rollback()).py_err(py)
+    }
+
+    /// Move a read-only handle to the newest commit.
+    fn refresh(&self, py: Python<'_>) -> PyResult<()> {
+        let mut g = self.write(py)?;
+        let s = store_mut!(g);
+        py.detach(|| s.refresh()).py_err(py)
+    }
+
+    /// Rewrite the store without garbage.
+    fn compact(&self, py: Python<'_>) -> PyResult<()> {
+        let mut g = self.write(py)?;
+        let s = store_mut!(g);
+        py.detach(|| s.compact()).py_err(py)
+    }
+
+    /// Close; `commit` decides whether pending changes are kept.
+    #[pyo3(signature = (commit=true))]
+    fn close(&self, py: Python<'_>, commit: bool) -> PyResult<()> {
+        if self.writable && FORK_EPOCH.load(Ordering::Relaxed) != self.epoch {
+            // The parent owns this writer: forget it here without writing.
+            if let Some(s) = self.inner.write().take() {
+                std::mem::forget(s);
+            }
+            return Ok(());
+        }
+        let taken = match self.inner.try_write() {
+            Some(mut g) => g.take(),
+            None => py.detach(|| self.inner.write().take()),
+        };
+        match taken {
+            Some(s) => py.detach(move || s.close(commit)).py_err(py),
+            None => Ok(()),
+        }
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let g = self.read(py)?;
+        let st = store!(g).stats().py_err(py)?;
+        let d = PyDict::new(py);
+        d.set_item("entries", st.entries)?;
+        d.set_item("disk_bytes", st.disk_bytes)?;
+        d.set_item("log_bytes", st.log_bytes)?;
+        d.set_item("index_bytes", st.index_bytes)?;
+        d.set_item("garbage_bytes", st.garbage_bytes)?;
+        d.set_item("resident_bytes", st.resident_bytes)?;
+        d.set_item("partitions", st.partitions)?;
+        d.set_item("generation", st.generation)?;
+        d.set_item("commit_seq", st.commit_seq)?;
+        Ok(d)
+    }
+
+    fn verify<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let g = self.read(py)?;
+        let s = store!(g);
+        let r = py.detach(|| s.verify()).py_err(py)?;
+        let d = PyDict::new(py);
+        d.set_item("blocks", r.blocks)?;
+        d.set_item("records", r.records)?;
+        d.set_item("entries", r.entries)?;
+        d.set_item("log_bytes", r.log_bytes)?;
+        d.set_item("index_bytes", r.index_bytes)?;
+        Ok(d)
+    }
+
+    /// Changes made so far; iteration compares it to notice changes.
+    #[getter]
+    fn _mutations(&self, py: Python<'_>) -> PyResult<u64> {
+        let g = self.read(py)?;
+        Ok(store!(g).mutations())
+    }
+
+    /// Make the write buffer visible to iteration.
+    fn _prepare_scan(&self, py: Python<'_>) -> PyResult<()> {
+        let mut g = self.write(py)?;
+        store_mut!(g).flush_pending().py_err(py)
+    }
+
+    /// One chunk of iteration: `what` is 0 (keys), 1 (values) or 2
+    /// (items). Returns the list and the next cursor, `None` at the end.
+    fn _scan<'py>(
+        &self,
+        py: Python<'py>,
+        cursor: (usize, usize),
+        what: u8,
+        n: usize,
+    ) -> PyResult<(Bound<'py, PyList>, Option<(usize, usize)>)> {
+        let g = self.read(py)?;
+        let s = store!(g);
+        let mut c = cursor;
+        let locs = s.scan(&mut c, n).py_err(py)?;
+        let out = PyList::empty(py);
+        for loc in &locs {
+            let r = s.record_at(*loc).py_err(py)?;
+            let value = r.value.unwrap_or_default();
+            match what {
+                0 => out.append(self.key_codec.decode(py, r.key)?)?,
+                1 => out.append(self.value_codec.decode(py, value)?)?,
+                _ => out.append((self.key_codec.decode(py, r.key)?, self.value_codec.decode(py, value)?))?,
+            }
+        }
+        let done = locs.len() < n;
+        Ok((out, if done { None } else { Some(c) }))
+    }
+}
+
+impl Drop for NativeStore {
+    fn drop(&mut self) {
+        if self.writable && FORK_EPOCH.load(Ordering::Relaxed) != self.epoch {
+            // Never let a forked child's copy of a writer touch the files.
+            if let Some(s) = self.inner.get_mut().take() {
+                std::mem::forget(s);
+            }
+        }
+    }
+}

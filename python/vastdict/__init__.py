@@ -1,0 +1,48 @@
+"""vastdict: key-value maps of hundreds of millions to billions of entries.
+
+A :class:`Store` is a persistent, crash-safe ``dict`` whose entries live in
+memory-mapped files instead of the Python heap, shared by every process that
+opens it.
+
+>>> import tempfile, vastdict
+>>> with vastdict.open(tempfile.mkdtemp(), keys="str", values="str") as s:
+...     s["hello"] = "world"
+...     s["hello"]
+'world'
+"""
+
+from ._errors import (
+    ClosedError,
+    CorruptionError,
+    DiskFullError,
+    Error,
+    ForkedWriterError,
+    FormatError,
+    InvalidError,
+    LockedError,
+    ReadOnlyError,
+    StorageIOError,
+    StoreNotFoundError,
+)
+from ._size import parse_size
+from ._store import Store, open, verify
+from ._vastdict import __version__
+
+__all__ = [
+    "ClosedError",
+    "CorruptionError",
+    "DiskFullError",
+    "Error",
+    "ForkedWriterError",
+    "FormatError",
+    "InvalidError",
+    "LockedError",
+    "ReadOnlyError",
+    "StorageIOError",
+    "Store",
+    "StoreNotFoundError",
+    "__version__",
+    "open",
+    "parse_size",
+    "verify",
+]
