@@ -20,6 +20,7 @@ pub mod hash;
 pub mod index;
 pub mod log;
 pub mod manifest;
+mod prefetch;
 pub mod record;
 pub mod scan;
 pub mod store;

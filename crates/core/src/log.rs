@@ -280,6 +280,20 @@ impl Log {
         }
     }
 
+    /// Ask the CPU to start loading the record at `loc`.
+    #[inline]
+    pub fn prefetch(&self, loc: Loc) {
+        let (seg, off) = self.split(loc);
+        if let Some(s) = self.segments.get(seg) {
+            // Records of short keys and values span two cache lines.
+            if off + 64 < s.len() {
+                let p = s.map[off as usize..].as_ptr();
+                crate::prefetch::read(p);
+                crate::prefetch::read(p.wrapping_add(64));
+            }
+        }
+    }
+
     /// Run `f` on the record at `loc`, mapping its segment if needed.
     pub fn with_record<R>(&self, loc: Loc, f: impl FnOnce(RecordRef<'_>) -> R) -> Result<R> {
         let (seg, off) = self.split(loc);

@@ -80,8 +80,13 @@ impl Codec {
                 kwargs.set_item("sort_keys", true)?;
                 kwargs.set_item("separators", (",", ":"))?;
                 kwargs.set_item("ensure_ascii", false)?;
-                let out = py.import("json")?.getattr("dumps")?.call((obj,), Some(&kwargs))?;
-                Ok(Cow::Owned(out.cast::<PyString>()?.to_str()?.as_bytes().to_vec()))
+                let out = py
+                    .import("json")?
+                    .getattr("dumps")?
+                    .call((obj,), Some(&kwargs))?;
+                Ok(Cow::Owned(
+                    out.cast::<PyString>()?.to_str()?.as_bytes().to_vec(),
+                ))
             }
         }
     }
@@ -91,15 +96,20 @@ impl Codec {
             Codec::Bytes => Ok(PyBytes::new(py, raw).into_any()),
             Codec::Str => match std::str::from_utf8(raw) {
                 Ok(s) => Ok(PyString::new(py, s).into_any()),
-                Err(_) => Err(PyValueError::new_err("stored bytes are not valid UTF-8 for the \"str\" codec")),
+                Err(_) => Err(PyValueError::new_err(
+                    "stored bytes are not valid UTF-8 for the \"str\" codec",
+                )),
             },
             Codec::Int => {
-                let arr: [u8; 8] = raw
-                    .try_into()
-                    .map_err(|_| PyValueError::new_err("stored value is not 8 bytes, as the \"int\" codec needs"))?;
+                let arr: [u8; 8] = raw.try_into().map_err(|_| {
+                    PyValueError::new_err("stored value is not 8 bytes, as the \"int\" codec needs")
+                })?;
                 Ok(i64::from_le_bytes(arr).into_pyobject(py)?.into_any())
             }
-            Codec::Pickle => py.import("pickle")?.getattr("loads")?.call1((PyBytes::new(py, raw),)),
+            Codec::Pickle => py
+                .import("pickle")?
+                .getattr("loads")?
+                .call1((PyBytes::new(py, raw),)),
             Codec::Json => {
                 let s = std::str::from_utf8(raw)
                     .map_err(|_| PyValueError::new_err("stored bytes are not valid UTF-8 JSON"))?;
@@ -110,7 +120,11 @@ impl Codec {
 }
 
 fn wrong_type(obj: &Bound<'_, PyAny>, what: &str, want: &str) -> PyErr {
-    let got = obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
+    let got = obj
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into());
     PyTypeError::new_err(format!(
         "{what} must be {want} for this store (its {what}s codec is \"{want}\"), not {got}"
     ))

@@ -21,9 +21,11 @@ fn raise<'py>(py: Python<'py>, name: &str, args: impl pyo3::call::PyCallArgs<'py
 pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
     let msg = e.to_string();
     match e {
-        Error::Corruption { path, offset, .. } => {
-            raise(py, "CorruptionError", (msg, path.to_string_lossy().into_owned(), offset))
-        }
+        Error::Corruption { path, offset, .. } => raise(
+            py,
+            "CorruptionError",
+            (msg, path.to_string_lossy().into_owned(), offset),
+        ),
         Error::Locked(_) => raise(py, "LockedError", (msg,)),
         Error::ReadOnly => raise(py, "ReadOnlyError", (msg,)),
         Error::Closed => raise(py, "ClosedError", (msg,)),
@@ -31,7 +33,9 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::Format { .. } => raise(py, "FormatError", (msg,)),
         Error::Invalid(_) => raise(py, "InvalidError", (msg,)),
         Error::DiskFull { .. } => raise(py, "DiskFullError", (msg,)),
-        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::OutOfMemory => PyMemoryError::new_err(msg),
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::OutOfMemory => {
+            PyMemoryError::new_err(msg)
+        }
         Error::Io { .. } => raise(py, "StorageIOError", (msg,)),
     }
 }

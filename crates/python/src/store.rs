@@ -49,6 +49,9 @@ struct RawSlice(*const u8, usize);
 // keeps the memory alive and unchanged.
 unsafe impl Send for RawSlice {}
 
+/// A chunk of iteration and the cursor to continue from (`None` at the end).
+type ScanChunk<'py> = (Bound<'py, PyList>, Option<(usize, usize)>);
+
 #[pyclass(subclass, frozen, module = "vastdict._vastdict")]
 pub struct NativeStore {
     inner: RwLock<Option<Store>>,
@@ -106,10 +109,20 @@ impl NativeStore {
     }
 
     fn encode_keys(&self, keys: &Bound<'_, PyAny>) -> PyResult<KeyBatch> {
-        let mut batch = KeyBatch { bytes: Vec::new(), ends: Vec::new() };
-        for k in keys.try_iter()? {
+        let mut batch = KeyBatch {
+            bytes: Vec::new(),
+            ends: Vec::new(),
+        };
+        let hint = keys.len().unwrap_or(0);
+        for (i, k) in keys.try_iter()?.enumerate() {
             let k = k?;
-            batch.bytes.extend_from_slice(&self.key_codec.encode(&k, "key")?);
+            let k = self.key_codec.encode(&k, "key")?;
+            if i == 0 {
+                // Size the buffers once from the first key, not by doubling.
+                batch.ends.reserve_exact(hint);
+                batch.bytes.reserve_exact(hint.saturating_mul(k.len() + 8));
+            }
+            batch.bytes.extend_from_slice(&k);
             batch.ends.push(batch.bytes.len());
         }
         Ok(batch)
@@ -137,6 +150,7 @@ macro_rules! store_mut {
 #[pymethods]
 impl NativeStore {
     #[new]
+    #[allow(clippy::too_many_arguments)] // mirrors the keyword arguments of vastdict.open()
     #[pyo3(signature = (path, flag="c", keys=None, values=None, memory_budget=1<<30, segment_bits=30, compact_threshold=0.5))]
     fn new(
         py: Python<'_>,
@@ -152,7 +166,9 @@ impl NativeStore {
         let key_codec = keys.map(Codec::parse).transpose()?;
         let value_codec = values.map(Codec::parse).transpose()?;
         if !(16..=34).contains(&segment_bits) {
-            return Err(pyo3::exceptions::PyValueError::new_err("segment_bits must be between 16 and 34"));
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "segment_bits must be between 16 and 34",
+            ));
         }
         let opts = Options {
             mode,
@@ -202,7 +218,11 @@ impl NativeStore {
         self.inner.read().is_none()
     }
 
-    fn __getitem__<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn __getitem__<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let k = self.key_codec.encode(key, "key")?;
         let g = self.read(py)?;
         match store!(g).get(&k).py_err(py)? {
@@ -237,7 +257,12 @@ impl NativeStore {
         Ok(store!(g).get(&k).py_err(py)?.is_some())
     }
 
-    fn __setitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn __setitem__(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let k = self.key_codec.encode(key, "key")?;
         let v = self.value_codec.encode(value, "value")?;
         let mut g = self.write(py)?;
@@ -265,7 +290,11 @@ impl NativeStore {
 
     /// Values for many keys at once (None where a key is missing), looked
     /// up with the GIL released.
-    fn get_many<'py>(&self, py: Python<'py>, keys: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    fn get_many<'py>(
+        &self,
+        py: Python<'py>,
+        keys: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let batch = self.encode_keys(keys)?;
         self.check_process(py)?;
         let (guard, found) = py.detach(|| {
@@ -273,8 +302,11 @@ impl NativeStore {
             let found = match guard.as_ref() {
                 Some(s) => {
                     let refs: Vec<&[u8]> = (0..batch.len()).map(|i| batch.get(i)).collect();
-                    s.get_many(&refs)
-                        .map(|vals| vals.into_iter().map(|v| v.map(|v| RawSlice(v.as_ptr(), v.len()))).collect::<Vec<_>>())
+                    s.get_many(&refs).map(|vals| {
+                        vals.into_iter()
+                            .map(|v| v.map(|v| RawSlice(v.as_ptr(), v.len())))
+                            .collect::<Vec<_>>()
+                    })
                 }
                 None => Err(vastdict_core::Error::Closed),
             };
@@ -286,9 +318,10 @@ impl NativeStore {
             match v {
                 // SAFETY: the slice points into the store's memory, which
                 // `guard` keeps mapped and unchanged until it is dropped below.
-                Some(RawSlice(p, n)) => {
-                    out.append(self.value_codec.decode(py, unsafe { std::slice::from_raw_parts(p, n) })?)?
-                }
+                Some(RawSlice(p, n)) => out.append(
+                    self.value_codec
+                        .decode(py, unsafe { std::slice::from_raw_parts(p, n) })?,
+                )?,
                 None => out.append(py.None())?,
             }
         }
@@ -303,14 +336,20 @@ impl NativeStore {
         if !self.writable {
             return Err(crate::errors::to_py(py, vastdict_core::Error::ReadOnly));
         }
-        let mut keys = KeyBatch { bytes: Vec::new(), ends: Vec::new() };
-        let mut vals = KeyBatch { bytes: Vec::new(), ends: Vec::new() };
+        let mut keys = KeyBatch {
+            bytes: Vec::new(),
+            ends: Vec::new(),
+        };
+        let mut vals = KeyBatch {
+            bytes: Vec::new(),
+            ends: Vec::new(),
+        };
         let mut n = 0;
         let flush = |keys: &mut KeyBatch, vals: &mut KeyBatch| -> PyResult<()> {
             let r = py.detach(|| {
                 let mut g = self.inner.write();
                 match g.as_mut() {
-                    Some(s) => (0..keys.len()).try_for_each(|i| s.put(keys.get(i), vals.get(i))),
+                    Some(s) => s.put_many(keys.len(), |i| (keys.get(i), vals.get(i))),
                     None => Err(vastdict_core::Error::Closed),
                 }
             });
@@ -326,15 +365,20 @@ impl NativeStore {
             let (k, v) = match pair {
                 Some(t) => (t.get_item(0)?, t.get_item(1)?),
                 None => {
-                    let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract().map_err(|_| {
-                        pyo3::exceptions::PyTypeError::new_err("update() needs a mapping or an iterable of (key, value) pairs")
-                    })?;
+                    let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
+                        item.extract().map_err(|_| {
+                            pyo3::exceptions::PyTypeError::new_err(
+                                "update() needs a mapping or an iterable of (key, value) pairs",
+                            )
+                        })?;
                     (k, v)
                 }
             };
-            keys.bytes.extend_from_slice(&self.key_codec.encode(&k, "key")?);
+            keys.bytes
+                .extend_from_slice(&self.key_codec.encode(&k, "key")?);
             keys.ends.push(keys.bytes.len());
-            vals.bytes.extend_from_slice(&self.value_codec.encode(&v, "value")?);
+            vals.bytes
+                .extend_from_slice(&self.value_codec.encode(&v, "value")?);
             vals.ends.push(vals.bytes.len());
             n += 1;
             if keys.bytes.len() + vals.bytes.len() >= 32 << 20 {
@@ -443,7 +487,7 @@ impl NativeStore {
         cursor: (usize, usize),
         what: u8,
         n: usize,
-    ) -> PyResult<(Bound<'py, PyList>, Option<(usize, usize)>)> {
+    ) -> PyResult<ScanChunk<'py>> {
         let g = self.read(py)?;
         let s = store!(g);
         let mut c = cursor;
@@ -455,7 +499,10 @@ impl NativeStore {
             match what {
                 0 => out.append(self.key_codec.decode(py, r.key)?)?,
                 1 => out.append(self.value_codec.decode(py, value)?)?,
-                _ => out.append((self.key_codec.decode(py, r.key)?, self.value_codec.decode(py, value)?))?,
+                _ => out.append((
+                    self.key_codec.decode(py, r.key)?,
+                    self.value_codec.decode(py, value)?,
+                ))?,
             }
         }
         let done = locs.len() < n;

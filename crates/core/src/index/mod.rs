@@ -196,6 +196,16 @@ impl Index {
         Ok((p, part.probe(h.tag(), is_key)?))
     }
 
+    #[inline]
+    pub fn prefetch(&self, h: KeyHash) {
+        self.partition_of(h).1.prefetch(h.tag());
+    }
+
+    #[inline]
+    pub fn first_tag_match(&self, h: KeyHash) -> Option<Loc> {
+        self.partition_of(h).1.first_tag_match(h.tag())
+    }
+
     /// Point the key's slot at `loc`. `prev` is the location the slot holds
     /// now (found by an earlier probe), or `None` for a new key.
     pub fn apply(&mut self, h: KeyHash, loc: Loc, prev: Option<Loc>) -> Result<()> {
@@ -244,17 +254,21 @@ impl Index {
     /// Rewrite partition `p` into a larger file, or split it in two.
     fn grow(&mut self, p: usize) -> Result<()> {
         let old = Arc::clone(&self.parts[p]);
-        let live = old.live_slots().count() as u64;
+        // `used` counts deleted slots too: at worst the new table is a
+        // little roomier than it needs to be.
+        let live = old.used();
         let want = ((live as f64 / TARGET_LOAD) / BUCKET_SLOTS as f64).ceil() as u64;
         if want > MAX_BUCKETS && old.depth < DIR_BITS {
             return self.split(p, &old);
         }
         let nbuckets = want.max(old.nbuckets + 1);
         let new = self.new_partition(nbuckets, old.depth)?;
+        let mut placed = 0;
         for (slot, dir) in old.live_slots() {
             new.place(slot, dir);
+            placed += 1;
         }
-        new.set_used(live);
+        new.set_used(placed);
         self.install(p, &old, vec![(new, None)])
     }
 

@@ -236,6 +236,35 @@ impl Partition {
         }
     }
 
+    /// Ask the CPU to start loading the home bucket of `tag`.
+    #[inline]
+    pub fn prefetch(&self, tag: u32) {
+        let i = home_bucket(tag, self.nbuckets) as usize * BUCKET_SLOTS;
+        crate::prefetch::read(self.slot_ref(i) as *const AtomicU64 as *const u8);
+    }
+
+    /// Location in the first slot carrying `tag` (without comparing keys):
+    /// where the key most likely is, for prefetching its record.
+    #[inline]
+    pub fn first_tag_match(&self, tag: u32) -> Option<Loc> {
+        let cap = self.capacity() as usize;
+        let mut i = home_bucket(tag, self.nbuckets) as usize * BUCKET_SLOTS;
+        for _ in 0..BUCKET_SLOTS * 2 {
+            let s = self.slot(i);
+            if s == EMPTY {
+                return None;
+            }
+            if s != DELETED && slot_tag(s) == tag {
+                return Some(slot_loc(s));
+            }
+            i += 1;
+            if i == cap {
+                i = 0;
+            }
+        }
+        None
+    }
+
     /// Find the slot holding exactly `tag` and `loc` (no key comparison).
     pub fn find_loc(&self, tag: u32, loc: Loc) -> Result<Option<usize>> {
         match self.probe(tag, |l| Ok(l == loc))? {

@@ -140,7 +140,11 @@ pub fn write_block(
             "internal error: block landed off its planned location".into(),
         ));
     }
-    for e in &pending.entries {
+    const AHEAD: usize = 16;
+    for (i, e) in pending.entries.iter().enumerate() {
+        if let Some(next) = pending.entries.get(i + AHEAD) {
+            gen.index.prefetch(next.hash);
+        }
         gen.index.apply(e.hash, pending.loc_of(e.off), e.prev)?;
     }
     pending.clear();

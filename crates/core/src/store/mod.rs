@@ -174,7 +174,7 @@ impl Store {
                 entries: commit.entries,
                 garbage: commit.garbage,
                 block_seq: commit.block_seq,
-                flush_at: (opts.memory_budget / 4).clamp(64 << 10, 64 << 20) as usize,
+                flush_at: (opts.memory_budget / 4).clamp(64 << 10, 8 << 20) as usize,
                 compact_threshold: opts.compact_threshold,
                 mutations: 0,
                 dirty: false,
@@ -330,30 +330,63 @@ impl Store {
                 return Ok(w.pending.record(&e).value);
             }
         }
-        match self.find_visible(h, key)? {
-            Some(loc) => Ok(self.gen.log.record(loc)?.value),
-            None => Ok(None),
-        }
+        Ok(self.find_visible(h, key)?.and_then(|(_, r)| r.value))
     }
 
     /// Look up many keys; large batches are spread over all cores.
+    ///
+    /// Lookups go in windows: first every slot of the window is requested
+    /// from memory, then every likely record, then the real lookups run on
+    /// warm cache lines, so the memory latencies overlap instead of adding up.
     pub fn get_many<'a>(&'a self, keys: &[&[u8]]) -> Result<Vec<Option<Value<'a>>>> {
         use rayon::prelude::*;
-        const PARALLEL_FROM: usize = 4096;
+        const PARALLEL_FROM: usize = 8192;
+        const CHUNK: usize = 2048;
+        let mut out = vec![None; keys.len()];
         if keys.len() < PARALLEL_FROM {
-            return keys.iter().map(|k| self.get(k)).collect();
+            self.get_window_chunk(keys, &mut out)?;
+        } else {
+            out.par_chunks_mut(CHUNK)
+                .zip(keys.par_chunks(CHUNK))
+                .try_for_each(|(o, k)| self.get_window_chunk(k, o))?;
         }
-        keys.par_iter().with_min_len(1024).map(|k| self.get(k)).collect()
+        Ok(out)
     }
 
-    /// Location of the visible version of `key` in the log (a put or a
-    /// tombstone), ignoring the write buffer.
-    fn find_visible(&self, h: KeyHash, key: &[u8]) -> Result<Option<Loc>> {
+    fn get_window_chunk<'a>(&'a self, keys: &[&[u8]], out: &mut [Option<Value<'a>>]) -> Result<()> {
+        const WINDOW: usize = 16;
+        let mut hashes = [KeyHash(0); WINDOW];
+        for (ks, os) in keys.chunks(WINDOW).zip(out.chunks_mut(WINDOW)) {
+            for (h, k) in hashes.iter_mut().zip(ks) {
+                *h = self.hash(k);
+                self.gen.index.prefetch(*h);
+            }
+            for h in &hashes[..ks.len()] {
+                if let Some(loc) = self.gen.index.first_tag_match(*h) {
+                    self.gen.log.prefetch(loc);
+                }
+            }
+            for ((o, k), h) in os.iter_mut().zip(ks).zip(&hashes) {
+                *o = self.get_hashed(*h, k)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The visible version of `key` in the log (a put or a tombstone) and
+    /// its location, ignoring the write buffer.
+    fn find_visible(&self, h: KeyHash, key: &[u8]) -> Result<Option<(Loc, RecordRef<'_>)>> {
         let limit = self.limit();
         let log = &self.gen.log;
+        let mut hit = None;
         let (_, probe) = self.gen.index.probe(h, |loc| {
             if loc < limit {
-                Ok(log.record(loc)?.key == key)
+                let r = log.record(loc)?;
+                if r.key == key {
+                    hit = Some(r);
+                    return Ok(true);
+                }
+                Ok(false)
             } else {
                 log.with_record(loc, |r| r.key == key)
             }
@@ -361,13 +394,16 @@ impl Store {
         let Probe::Found(_, mut loc) = probe else {
             return Ok(None);
         };
+        if let Some(r) = hit {
+            return Ok(Some((loc, r)));
+        }
         while loc >= limit {
             match log.with_record(loc, |r| r.prev)? {
                 Some(prev) => loc = prev,
                 None => return Ok(None),
             }
         }
-        Ok(Some(loc))
+        Ok(Some((loc, log.record(loc)?)))
     }
 
     /// The current version of `key` for the writer: `(location, record
@@ -378,13 +414,9 @@ impl Store {
                 return Ok(Some((w.pending.loc_of(e.off), e.len, e.tombstone)));
             }
         }
-        match self.find_visible(h, key)? {
-            Some(loc) => {
-                let r = self.gen.log.record(loc)?;
-                Ok(Some((loc, r.len as u32, r.value.is_none())))
-            }
-            None => Ok(None),
-        }
+        Ok(self
+            .find_visible(h, key)?
+            .map(|(loc, r)| (loc, r.len as u32, r.value.is_none())))
     }
 
     /// Set `key` to `value`.
@@ -397,7 +429,39 @@ impl Store {
         self.write(key, None)
     }
 
+    /// Set many pairs: `pair(i)` gives the i-th of `n`. Index slots are
+    /// requested from memory a window ahead of their use.
+    pub fn put_many<'k>(
+        &mut self,
+        n: usize,
+        pair: impl Fn(usize) -> (&'k [u8], &'k [u8]),
+    ) -> Result<()> {
+        const AHEAD: usize = 16;
+        let mut hashes = std::collections::VecDeque::with_capacity(AHEAD + 1);
+        for i in 0..n.min(AHEAD) {
+            let h = self.hash(pair(i).0);
+            self.gen.index.prefetch(h);
+            hashes.push_back(h);
+        }
+        for i in 0..n {
+            if i + AHEAD < n {
+                let h = self.hash(pair(i + AHEAD).0);
+                self.gen.index.prefetch(h);
+                hashes.push_back(h);
+            }
+            let h = hashes.pop_front().unwrap_or_else(|| self.hash(pair(i).0));
+            let (k, v) = pair(i);
+            self.write_hashed(h, k, Some(v))?;
+        }
+        Ok(())
+    }
+
     fn write(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<bool> {
+        let h = self.hash(key);
+        self.write_hashed(h, key, value)
+    }
+
+    fn write_hashed(&mut self, h: KeyHash, key: &[u8], value: Option<&[u8]>) -> Result<bool> {
         self.writer()?;
         if key.len() > MAX_ITEM || value.is_some_and(|v| v.len() > MAX_ITEM) {
             return Err(Error::Invalid(format!(
@@ -405,7 +469,6 @@ impl Store {
                 MAX_ITEM >> 20
             )));
         }
-        let h = self.hash(key);
         let current = self.current(h, key)?;
         let live = current.filter(|c| !c.2);
         if value.is_none() && live.is_none() {
