@@ -39,8 +39,9 @@ def parse_size(size: int | str) -> int:
             raise ValueError(f"a size cannot be negative: {size}")
         return size
     if not isinstance(size, str):
-        raise TypeError(f"a size must be an int or a string such as '1GiB', not {type(size).__name__}")
+        kind = type(size).__name__
+        raise TypeError(f"a size must be an int or a string such as '1GiB', not {kind}")
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", size)
     if not m or m.group(2).lower() not in _UNITS:
-        raise ValueError(f"cannot read {size!r} as a size; write it like '1GiB', '512MB' or 1048576")
+        raise ValueError(f"cannot read {size!r} as a size; write it as '1GiB', '512MB' or 1048576")
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])

@@ -62,7 +62,9 @@ class Store(NativeStore, MutableMapping):
 
     # --- batch writes ------------------------------------------------------
 
-    def update(self, other: Mapping[Any, Any] | Iterable[tuple[Any, Any]] = (), /, **kwds: Any) -> None:
+    def update(
+        self, other: Mapping[Any, Any] | Iterable[tuple[Any, Any]] = (), /, **kwds: Any
+    ) -> None:
         """Set many pairs in one native call (a mapping or an iterable of pairs).
 
         The pairs are encoded with the GIL held, then written with it released.
@@ -70,7 +72,7 @@ class Store(NativeStore, MutableMapping):
         if isinstance(other, Mapping):
             self.update_pairs(other.items())
         elif hasattr(other, "keys"):
-            self.update_pairs((k, other[k]) for k in other.keys())
+            self.update_pairs((k, other[k]) for k in other.keys())  # noqa: SIM118 - not a dict
         else:
             self.update_pairs(other)
         if kwds:
@@ -141,7 +143,7 @@ class _ItemsView(ItemsView):
         return self._mapping._iterate(_ITEMS)
 
 
-def open(  # noqa: A001 - the dbm-style name is the point
+def open(
     path: str | os.PathLike[str],
     flag: str = "c",
     *,

@@ -84,9 +84,10 @@ impl Header {
 
     fn decode(b: &[u8], path: &Path) -> Result<Self> {
         if &b[0..8] != MAGIC {
-            return Err(Error::format(
+            return Err(Error::corrupt(
                 path,
-                "not a vastdict store (bad magic in MANIFEST)",
+                0,
+                "MANIFEST does not start with the vastdict magic (damaged, or not a vastdict store)",
             ));
         }
         if crc32c::crc32c(&b[..124]) != le_u32(b, 124) {

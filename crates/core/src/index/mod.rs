@@ -97,11 +97,12 @@ impl Index {
     /// Open the index of an existing generation.
     pub fn open(gen_dir: &Path, writable: bool) -> Result<Self> {
         let path = dir_path(gen_dir);
-        let f = OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .open(&path)
-            .at(&path)?;
+        let f = match OpenOptions::new().read(true).write(writable).open(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::corrupt(&path, 0, "index directory file is missing"))
+            }
+            other => other.at(&path)?,
+        };
         if f.metadata().at(&path)?.len() != (DIR_HEADER + DIR_LEN * 8) as u64 {
             return Err(Error::corrupt(
                 &path,
@@ -139,7 +140,16 @@ impl Index {
                 let pos = match by_id.get(&id) {
                     Some(&p) => p,
                     None => {
-                        let p = Partition::open(&partition_path(gen_dir, id), writable)?;
+                        let p = match Partition::open(&partition_path(gen_dir, id), writable) {
+                            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                                return Err(Error::corrupt(
+                                    path,
+                                    (DIR_HEADER + e * 8) as u64,
+                                    format!("index directory names partition {id}, which does not exist"),
+                                ))
+                            }
+                            other => other?,
+                        };
                         if p.id != id {
                             return Err(Error::corrupt(
                                 &p.path,

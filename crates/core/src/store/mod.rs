@@ -118,7 +118,7 @@ impl Store {
     /// Open or create the store at `path`.
     pub fn open(path: &Path, opts: &Options) -> Result<Self> {
         match opts.mode {
-            Mode::Read => Self::open_reader(path),
+            Mode::Read => Self::open_reader(path, opts),
             _ => Self::open_writer(path, opts),
         }
     }
@@ -201,12 +201,19 @@ impl Store {
         Manifest::create(&path.join(MANIFEST), &header, &first)
     }
 
-    fn open_reader(path: &Path) -> Result<Self> {
+    fn open_reader(path: &Path, opts: &Options) -> Result<Self> {
         let manifest_path = path.join(MANIFEST);
         if !manifest_path.exists() {
             return Err(Error::NotFound(path.to_path_buf()));
         }
         let manifest = Manifest::open(&manifest_path, false)?;
+        check_codec(path, "key", &manifest.header.key_codec, &opts.key_codec)?;
+        check_codec(
+            path,
+            "value",
+            &manifest.header.value_codec,
+            &opts.value_codec,
+        )?;
         let (commit, _) = manifest.latest()?;
         if commit.writer_active() {
             recover::recover_if_abandoned(path)?;
@@ -391,19 +398,38 @@ impl Store {
                 log.with_record(loc, |r| r.key == key)
             }
         })?;
-        let Probe::Found(_, mut loc) = probe else {
+        let Probe::Found(_, loc) = probe else {
             return Ok(None);
         };
         if let Some(r) = hit {
             return Ok(Some((loc, r)));
         }
+        match self.visible_version(loc)? {
+            Some(loc) => Ok(Some((loc, log.record(loc)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Follow `prev` from `loc` back to the newest version inside this
+    /// handle's snapshot; `None` if the key did not exist then.
+    pub(crate) fn visible_version(&self, mut loc: Loc) -> Result<Option<Loc>> {
+        let limit = self.limit();
         while loc >= limit {
-            match log.with_record(loc, |r| r.prev)? {
-                Some(prev) => loc = prev,
+            match self.gen.log.with_record(loc, |r| r.prev)? {
+                // Versions only point back in time; anything else is damage
+                // (and would loop forever).
+                Some(prev) if prev < loc => loc = prev,
+                Some(_) => {
+                    return Err(Error::corrupt(
+                        self.gen.log.dir(),
+                        loc,
+                        "record points forward to a newer version",
+                    ))
+                }
                 None => return Ok(None),
             }
         }
-        Ok(Some((loc, log.record(loc)?)))
+        Ok(Some(loc))
     }
 
     /// The current version of `key` for the writer: `(location, record
@@ -653,7 +679,6 @@ impl Store {
     /// Up to `max` visible keys' record locations, resuming at `cursor`
     /// (partition, slot). Call [`Store::flush_pending`] first on a writer.
     pub fn scan(&self, cursor: &mut (usize, usize), max: usize) -> Result<Vec<Loc>> {
-        let limit = self.limit();
         let log = &self.gen.log;
         let parts = self.gen.index.partitions();
         let mut out = Vec::with_capacity(max.min(1 << 16));
@@ -666,19 +691,10 @@ impl Store {
                 if s == crate::index::partition::EMPTY || s == crate::index::partition::DELETED {
                     continue;
                 }
-                let mut loc = crate::index::partition::slot_loc(s);
-                let mut visible = true;
-                while loc >= limit {
-                    match log.with_record(loc, |r| r.prev)? {
-                        Some(p) => loc = p,
-                        None => {
-                            visible = false;
-                            break;
-                        }
+                if let Some(loc) = self.visible_version(crate::index::partition::slot_loc(s))? {
+                    if log.record(loc)?.value.is_some() {
+                        out.push(loc);
                     }
-                }
-                if visible && log.record(loc)?.value.is_some() {
-                    out.push(loc);
                 }
             }
             if cursor.1 >= cap {

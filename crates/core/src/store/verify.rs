@@ -48,16 +48,16 @@ impl Store {
             ));
         }
         let mut live = 0u64;
-        for part in index.partitions() {
+        for (pos, part) in index.partitions().iter().enumerate() {
             for i in 0..part.capacity() as usize {
                 let s = part.slot(i);
                 if s == EMPTY || s == DELETED {
                     continue;
                 }
-                let mut loc = slot_loc(s);
-                let r = log.with_record(loc, |r| (r.key.to_vec(), r.prev))?;
-                let h = self.hash(&r.0);
-                if h.tag() != slot_tag(s) || h.0 >> 48 != u64::from(h.dir()) {
+                let loc = slot_loc(s);
+                let key = log.with_record(loc, |r| r.key.to_vec())?;
+                let h = self.hash(&key);
+                if h.tag() != slot_tag(s) || index.partition_of(h).0 != pos {
                     return Err(Error::corrupt(
                         &part.path,
                         (64 + i * 8) as u64,
@@ -75,18 +75,10 @@ impl Store {
                         ));
                     }
                 }
-                let mut prev = r.1;
-                while loc >= limit {
-                    match prev {
-                        Some(p) => {
-                            loc = p;
-                            prev = log.with_record(loc, |r| r.prev)?;
-                        }
-                        None => break,
+                if let Some(loc) = self.visible_version(loc)? {
+                    if log.record(loc)?.value.is_some() {
+                        live += 1;
                     }
-                }
-                if loc < limit && log.record(loc)?.value.is_some() {
-                    live += 1;
                 }
             }
         }

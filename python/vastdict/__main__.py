@@ -1,0 +1,5 @@
+import sys
+
+from vastdict.cli import main
+
+sys.exit(main())

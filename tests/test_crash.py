@@ -1,0 +1,63 @@
+"""Kill a writer with SIGKILL at random moments; after each kill the store
+must hold exactly a prefix of its commits: every batch whose commit returned,
+no part of any later batch (except possibly the one being committed, whole)."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import vastdict
+from crash_writer import BATCH, batch_items
+
+WRITER = Path(__file__).with_name("crash_writer.py")
+KILLS = 24
+
+
+def check_prefix(path, reported):
+    s = vastdict.open(path, "r")
+    try:
+        last = int(s[b"last"]) if b"last" in s else -1
+        # Everything reported committed is there; at most one more batch.
+        assert last >= reported, f"batch {reported} was committed but last is {last}"
+        assert last <= reported + 1
+        expected = {}
+        for n in range(last + 1):
+            expected.update(batch_items(n))
+            if n > 0:
+                del expected[b"b%06d-%04d" % (n - 1, 0)]
+        expected[b"last"] = b"%d" % last
+        assert len(s) == len(expected)
+        got = dict(s.items())
+        assert got == expected
+    finally:
+        s.close()
+    vastdict.verify(path)
+    return last
+
+
+def test_sigkill_at_random_moments_keeps_a_prefix_of_commits(tmp_path):
+    path = tmp_path / "store"
+    rng = random.Random(20261121)
+    reported = -1
+    pythonpath = str(WRITER.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    env = dict(os.environ, PYTHONPATH=pythonpath)
+    for _ in range(KILLS):
+        p = subprocess.Popen(
+            [sys.executable, str(WRITER), str(path)], stdout=subprocess.PIPE, text=True, env=env
+        )
+        # Wait for the first commit of this run, then kill at a random moment.
+        line = p.stdout.readline()
+        assert line, "writer died before committing"
+        time.sleep(rng.uniform(0.0, 0.15))
+        p.send_signal(signal.SIGKILL)
+        out, _ = p.communicate()
+        lines = [line, *out.split()]
+        reported = max(reported, *(int(x) for x in lines if x.strip()))
+        last = check_prefix(path, reported)
+        reported = last
+    assert reported > KILLS  # the writer did make progress across kills
+    assert BATCH > 0
