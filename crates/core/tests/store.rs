@@ -63,8 +63,8 @@ fn many_keys_grow_split_and_survive_reopen() {
         "the index should have split"
     );
     s.close(true).expect("close");
-    let r = Store::open(dir.path(), &opts(Mode::Read)).expect("reopen");
-    assert_eq!(r.len(), n);
+    let mut r = Store::open(dir.path(), &opts(Mode::Read)).expect("reopen");
+    assert_eq!(r.len().expect("len"), n);
     for i in (0..n).step_by(7) {
         assert_eq!(r.get(&key(i)).expect("get"), Some(&i.to_le_bytes()[..]));
     }
@@ -99,7 +99,7 @@ fn reader_keeps_its_snapshot_until_refresh() {
     r.refresh().expect("refresh");
     assert_eq!(r.get(b"a").expect("get"), Some(&b"2"[..]));
     assert_eq!(r.get(b"b").expect("get"), None);
-    assert_eq!(r.len(), 20_002);
+    assert_eq!(r.len().expect("len"), 20_002);
 }
 
 #[test]
@@ -124,7 +124,7 @@ fn rollback_drops_spilled_and_buffered_writes() {
     w.put(b"keep", b"changed").expect("put");
     w.delete(b"keep").expect("delete");
     w.rollback().expect("rollback");
-    assert_eq!(w.len(), 1);
+    assert_eq!(w.len().expect("len"), 1);
     assert_eq!(contents(&w).len(), 1);
     assert_eq!(w.get(b"keep").expect("get"), Some(&b"1"[..]));
     w.put(b"after", b"2").expect("put");
@@ -151,8 +151,8 @@ fn crash_image_recovers_exactly_the_committed_prefix() {
     w.flush_pending().expect("flush");
     crash_image(dir.path(), img.path());
     // Recovery runs on open because the image is marked as being written.
-    let r = Store::open(img.path(), &opts(Mode::Read)).expect("recover");
-    assert_eq!(r.len(), 30_000);
+    let mut r = Store::open(img.path(), &opts(Mode::Read)).expect("recover");
+    assert_eq!(r.len().expect("len"), 30_000);
     assert_eq!(r.get(&key(5)).expect("get"), Some(&b"committed"[..]));
     assert_eq!(r.get(&key(1_000_001)).expect("get"), None);
     r.verify().expect("verify");
@@ -189,7 +189,7 @@ fn compaction_reclaims_garbage_and_keeps_data() {
     let after = w.stats().expect("stats");
     assert_eq!(after.garbage_bytes, 0);
     assert!(after.log_bytes < before.log_bytes / 5);
-    assert_eq!(w.len(), 5_000);
+    assert_eq!(w.len().expect("len"), 5_000);
     assert_eq!(
         w.get(&key(7_000)).expect("get"),
         Some(&4u64.to_le_bytes()[..])
@@ -251,7 +251,7 @@ proptest! {
                 }
                 Op::Compact => { s.compact().expect("compact"); committed = model.clone(); }
             }
-            prop_assert_eq!(s.len() as usize, model.len());
+            prop_assert_eq!(s.len().expect("len") as usize, model.len());
         }
         for k in 0..64u8 {
             prop_assert_eq!(s.get(&[k]).expect("get").map(<[u8]>::to_vec), model.get(&vec![k]).cloned());

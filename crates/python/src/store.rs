@@ -284,8 +284,8 @@ impl NativeStore {
     }
 
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
-        let g = self.read(py)?;
-        Ok(store!(g).len() as usize)
+        let mut g = self.write(py)?;
+        Ok(store_mut!(g).len().py_err(py)? as usize)
     }
 
     /// Values for many keys at once (None where a key is missing), looked
@@ -438,8 +438,8 @@ impl NativeStore {
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let g = self.read(py)?;
-        let st = store!(g).stats().py_err(py)?;
+        let mut g = self.write(py)?;
+        let st = store_mut!(g).stats().py_err(py)?;
         let d = PyDict::new(py);
         d.set_item("entries", st.entries)?;
         d.set_item("disk_bytes", st.disk_bytes)?;

@@ -25,7 +25,7 @@ use crate::files::{dir_path, partition_path, sync_dir};
 use crate::hash::{KeyHash, DIR_BITS, DIR_LEN};
 use crate::record::{le_u32, le_u64, Loc};
 use memmap2::{MmapOptions, MmapRaw};
-use partition::{make_slot, slot_tag, Partition, Probe, BUCKET_SLOTS, DELETED, EMPTY};
+use partition::{make_slot, Partition, Probe, BUCKET_SLOTS, DELETED, EMPTY};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -39,12 +39,13 @@ const INITIAL_BUCKETS: u64 = 8;
 const MAX_LOAD: f64 = 0.94;
 const TARGET_LOAD: f64 = 0.85;
 
-/// Where a key's slot is.
+/// A probe's result with where it was made: valid for placing the key
+/// later as long as the partition has not been replaced since.
 #[derive(Debug, Clone, Copy)]
-pub struct SlotRef {
+pub struct ProbeAt {
     pub part: usize,
-    pub slot: usize,
-    pub loc: Loc,
+    pub version: u64,
+    pub probe: Probe,
 }
 
 pub struct Index {
@@ -54,6 +55,8 @@ pub struct Index {
     /// Directory entry -> position in `parts`.
     dir: Vec<u32>,
     parts: Vec<Arc<Partition>>,
+    /// Bumped each time the partition at a position is replaced.
+    versions: Vec<u64>,
     next_id: u64,
     writable: bool,
 }
@@ -84,6 +87,7 @@ impl Index {
             dir_map: map,
             dir: vec![0; DIR_LEN],
             parts: vec![Arc::new(first)],
+            versions: vec![0],
             next_id: 2,
             writable: true,
         };
@@ -174,6 +178,7 @@ impl Index {
             dir_file: f,
             dir_map: map,
             dir,
+            versions: vec![0; parts.len()],
             parts,
             next_id,
             writable,
@@ -216,6 +221,59 @@ impl Index {
         self.partition_of(h).1.first_tag_match(h.tag())
     }
 
+    /// Probe for a key, remembering where, for [`Index::apply_resolved`].
+    #[inline]
+    pub fn probe_at(&self, h: KeyHash, is_key: impl FnMut(Loc) -> Result<bool>) -> Result<ProbeAt> {
+        let (part, p) = self.partition_of(h);
+        let probe = p.probe(h.tag(), is_key)?;
+        Ok(ProbeAt {
+            part,
+            version: self.versions[part],
+            probe,
+        })
+    }
+
+    /// Ask the CPU to start loading the slot a probe found.
+    #[inline]
+    pub fn prefetch_at(&self, at: &ProbeAt) {
+        if let Some(p) = self.parts.get(at.part) {
+            let (Probe::Found(i, _) | Probe::Vacant(i)) = at.probe;
+            p.prefetch_slot(i);
+        }
+    }
+
+    /// Like [`Index::apply`], at the slot an earlier probe found when it is
+    /// still right (no probe again), else by probing.
+    pub fn apply_resolved(
+        &mut self,
+        h: KeyHash,
+        loc: Loc,
+        prev: Option<Loc>,
+        at: Option<ProbeAt>,
+    ) -> Result<()> {
+        let Some(at) = at.filter(|a| self.versions.get(a.part) == Some(&a.version)) else {
+            return self.apply(h, loc, prev);
+        };
+        let part = &self.parts[at.part];
+        let tag = h.tag();
+        match (at.probe, prev) {
+            (Probe::Found(i, old), Some(p)) if old == p && part.slot(i) == make_slot(tag, p) => {
+                part.set_slot(i, make_slot(tag, loc));
+                Ok(())
+            }
+            (Probe::Vacant(i), None) => {
+                // Slots only fill up during a flush, and every slot from the
+                // key's home to `i` was taken when it was probed, so the
+                // first free slot from `i` on is where a probe would put it.
+                let i = part.next_free(tag, i).ok_or_else(|| {
+                    Error::corrupt(&part.path, 0, "index partition has no empty slot")
+                })?;
+                self.place_new(at.part, i, h, loc)
+            }
+            _ => self.apply(h, loc, prev),
+        }
+    }
+
     /// Point the key's slot at `loc`. `prev` is the location the slot holds
     /// now (found by an earlier probe), or `None` for a new key.
     pub fn apply(&mut self, h: KeyHash, loc: Loc, prev: Option<Loc>) -> Result<()> {
@@ -237,9 +295,15 @@ impl Index {
             Probe::Vacant(i) => i,
             Probe::Found(..) => unreachable!("probe with a never-matching key found a key"),
         };
+        self.place_new(p, i, h, loc)
+    }
+
+    /// Put a new key's slot at free slot `i` of partition `p`.
+    fn place_new(&mut self, p: usize, i: usize, h: KeyHash, loc: Loc) -> Result<()> {
+        let part = &self.parts[p];
         let was_empty = part.slot(i) == EMPTY;
         part.set_side(i, h.dir());
-        part.set_slot(i, make_slot(tag, loc));
+        part.set_slot(i, make_slot(h.tag(), loc));
         if was_empty {
             let used = part.used() + 1;
             part.set_used(used);
@@ -273,11 +337,7 @@ impl Index {
         }
         let nbuckets = want.max(old.nbuckets + 1);
         let new = self.new_partition(nbuckets, old.depth)?;
-        let mut placed = 0;
-        for (slot, dir) in old.live_slots() {
-            new.place(slot, dir);
-            placed += 1;
-        }
+        let placed = rehash_into(&old, |_| &new);
         new.set_used(placed);
         self.install(p, &old, vec![(new, None)])
     }
@@ -296,9 +356,7 @@ impl Index {
                 Some(half as u16),
             ));
         }
-        for (slot, dir) in old.live_slots() {
-            halves[((dir >> bit) & 1) as usize].0.place(slot, dir);
-        }
+        rehash_into(old, |dir| &halves[((dir >> bit) & 1) as usize].0);
         for (half, &count) in halves.iter().zip(&counts) {
             half.0.set_used(count);
         }
@@ -330,8 +388,10 @@ impl Index {
             let id = part.id;
             if pos == self.parts.len() {
                 self.parts.push(Arc::new(part));
+                self.versions.push(0);
             } else {
                 self.parts[pos] = Arc::new(part);
+                self.versions[pos] += 1;
             }
             positions.push((pos as u32, id, half));
         }
@@ -386,7 +446,6 @@ impl Index {
                             "slot in the wrong partition",
                         ));
                     }
-                    let _ = slot_tag(s);
                 }
             }
             if self.writable && used != part.used() {
@@ -399,4 +458,31 @@ impl Index {
         }
         Ok(())
     }
+}
+
+/// Copy every live slot of `old` into the table `dest(dir)` chooses,
+/// prefetching destinations a window ahead (they are random lines of a
+/// table larger than the L1 cache). Returns the number of slots copied.
+fn rehash_into<'a>(old: &Partition, dest: impl Fn(u16) -> &'a Partition) -> u64 {
+    const WINDOW: usize = 16;
+    let mut buf = [(0u64, 0u16); WINDOW];
+    let mut n = 0;
+    let mut copied = 0;
+    let drain = |buf: &[(u64, u16)]| {
+        for &(slot, dir) in buf {
+            dest(dir).place(slot, dir);
+        }
+    };
+    for (slot, dir) in old.live_slots() {
+        dest(dir).prefetch_home(slot);
+        buf[n] = (slot, dir);
+        n += 1;
+        copied += 1;
+        if n == WINDOW {
+            drain(&buf);
+            n = 0;
+        }
+    }
+    drain(&buf[..n]);
+    copied
 }

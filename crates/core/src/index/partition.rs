@@ -16,6 +16,12 @@
 //!
 //! A slot is `tag << 42 | loc` (see [`crate::hash`]); 0 is empty and
 //! `u64::MAX` is a deleted slot (left by a rollback) that probes skip.
+//!
+//! Probing is double hashing over *groups* of 16 slots (two adjacent
+//! buckets, 128 bytes, which the CPU fetches together): the tag picks a home
+//! group and a step, and the number of groups is prime so every step visits
+//! every group. Linear probing would scan ~53 slots for a miss at 90% load
+//! (measured); this scans ~2 groups.
 //! Slots are read and written as atomics: readers in other processes probe
 //! the live file while the one writer updates it. The writer never moves a
 //! slot inside a live file; growth writes a new file.
@@ -31,6 +37,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 const MAGIC: &[u8; 8] = b"VDPART01";
 const HEADER: usize = 64;
 pub const BUCKET_SLOTS: usize = 8;
+/// Slots probed together: two buckets.
+pub const GROUP_SLOTS: usize = 16;
 pub const EMPTY: u64 = 0;
 pub const DELETED: u64 = u64::MAX;
 
@@ -73,6 +81,43 @@ pub struct Partition {
 unsafe impl Send for Partition {}
 unsafe impl Sync for Partition {}
 
+/// Smallest prime >= n (n >= 2).
+fn next_prime(mut n: u64) -> u64 {
+    fn is_prime(n: u64) -> bool {
+        if n < 4 {
+            return n >= 2;
+        }
+        if n.is_multiple_of(2) {
+            return false;
+        }
+        let mut d = 3;
+        while d * d <= n {
+            if n.is_multiple_of(d) {
+                return false;
+            }
+            d += 2;
+        }
+        true
+    }
+    while !is_prime(n) {
+        n += 1;
+    }
+    n
+}
+
+/// A bucket count of at least `want` that makes a prime number of groups.
+pub fn bucket_count(want: u64) -> u64 {
+    2 * next_prime(want.div_ceil(2).max(2))
+}
+
+/// Home group and step of a tag in a table of `groups` groups.
+#[inline]
+fn sequence(tag: u32, groups: u64) -> (u64, u64) {
+    let home = home_bucket(tag, groups);
+    let mixed = u64::from(tag).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+    (home, 1 + mixed % (groups - 1))
+}
+
 fn file_len(nbuckets: u64) -> u64 {
     HEADER as u64 + nbuckets * (BUCKET_SLOTS as u64) * 10
 }
@@ -80,6 +125,7 @@ fn file_len(nbuckets: u64) -> u64 {
 impl Partition {
     /// Create a new, empty partition file.
     pub fn create(path: &Path, id: u64, nbuckets: u64, depth: u32) -> Result<Self> {
+        let nbuckets = bucket_count(nbuckets);
         let f = OpenOptions::new()
             .read(true)
             .write(true)
@@ -130,7 +176,12 @@ impl Partition {
         }
         let nbuckets = le_u64(head, 16);
         let depth = le_u32(head, 24);
-        if nbuckets == 0 || nbuckets > (1 << 40) || file_len(nbuckets) != len || depth > 16 {
+        if nbuckets < 4
+            || !nbuckets.is_multiple_of(2)
+            || nbuckets > (1 << 40)
+            || file_len(nbuckets) != len
+            || depth > 16
+        {
             return Err(Error::corrupt(
                 path,
                 16,
@@ -204,26 +255,33 @@ impl Partition {
         self.used_ref().store(n, Ordering::Relaxed)
     }
 
+    fn groups(&self) -> u64 {
+        self.nbuckets / 2
+    }
+
     /// Probe for `tag`; `is_key(loc)` decides whether the record at `loc`
     /// holds the key being looked for.
     #[inline]
     pub fn probe(&self, tag: u32, mut is_key: impl FnMut(Loc) -> Result<bool>) -> Result<Probe> {
-        let cap = self.capacity() as usize;
-        let mut i = home_bucket(tag, self.nbuckets) as usize * BUCKET_SLOTS;
+        let groups = self.groups();
+        let (mut g, step) = sequence(tag, groups);
         let mut vacant = None;
-        for _ in 0..cap {
-            let s = self.slot(i);
-            if s == EMPTY {
-                return Ok(Probe::Vacant(vacant.unwrap_or(i)));
+        for _ in 0..groups {
+            let base = g as usize * GROUP_SLOTS;
+            for i in base..base + GROUP_SLOTS {
+                let s = self.slot(i);
+                if s == EMPTY {
+                    return Ok(Probe::Vacant(vacant.unwrap_or(i)));
+                }
+                if s == DELETED {
+                    vacant.get_or_insert(i);
+                } else if slot_tag(s) == tag && is_key(slot_loc(s))? {
+                    return Ok(Probe::Found(i, slot_loc(s)));
+                }
             }
-            if s == DELETED {
-                vacant.get_or_insert(i);
-            } else if slot_tag(s) == tag && is_key(slot_loc(s))? {
-                return Ok(Probe::Found(i, slot_loc(s)));
-            }
-            i += 1;
-            if i == cap {
-                i = 0;
+            g += step;
+            if g >= groups {
+                g -= groups;
             }
         }
         match vacant {
@@ -236,30 +294,74 @@ impl Partition {
         }
     }
 
-    /// Ask the CPU to start loading the home bucket of `tag`.
+    /// Ask the CPU to start loading the home group of `tag`.
     #[inline]
     pub fn prefetch(&self, tag: u32) {
-        let i = home_bucket(tag, self.nbuckets) as usize * BUCKET_SLOTS;
-        crate::prefetch::read(self.slot_ref(i) as *const AtomicU64 as *const u8);
+        // The home group and the next one on the sequence: at the loads we
+        // run, about half the probes for a new key reach the second group.
+        let groups = self.groups();
+        let (home, step) = sequence(tag, groups);
+        for g in [home, (home + step) % groups] {
+            let p = self.slot_ref(g as usize * GROUP_SLOTS) as *const AtomicU64 as *const u8;
+            crate::prefetch::read(p);
+            crate::prefetch::read(p.wrapping_add(64));
+        }
     }
 
-    /// Location in the first slot carrying `tag` (without comparing keys):
-    /// where the key most likely is, for prefetching its record.
+    /// Ask the CPU to start loading the home group `slot` will go to.
+    #[inline]
+    pub fn prefetch_home(&self, slot: u64) {
+        let (home, _) = sequence(slot_tag(slot), self.groups());
+        let p = self.slot_ref(home as usize * GROUP_SLOTS) as *const AtomicU64 as *const u8;
+        crate::prefetch::read(p);
+        crate::prefetch::read(p.wrapping_add(64));
+    }
+
+    /// The first empty or deleted slot at or after slot `i` on the probe
+    /// sequence of `tag` (which must pass through `i`).
+    pub fn next_free(&self, tag: u32, i: usize) -> Option<usize> {
+        let groups = self.groups();
+        let (_, step) = sequence(tag, groups);
+        let mut g = (i / GROUP_SLOTS) as u64;
+        let mut start = i % GROUP_SLOTS;
+        for _ in 0..groups {
+            let base = g as usize * GROUP_SLOTS;
+            for j in start..GROUP_SLOTS {
+                if matches!(self.slot(base + j), EMPTY | DELETED) {
+                    return Some(base + j);
+                }
+            }
+            start = 0;
+            g += step;
+            if g >= groups {
+                g -= groups;
+            }
+        }
+        None
+    }
+
+    /// Ask the CPU to start loading slot `i`.
+    #[inline]
+    pub fn prefetch_slot(&self, i: usize) {
+        if (i as u64) < self.capacity() {
+            crate::prefetch::read(self.slot_ref(i) as *const AtomicU64 as *const u8);
+        }
+    }
+
+    /// Location in the first slot of the home group carrying `tag`
+    /// (without comparing keys): where the key most likely is, for
+    /// prefetching its record.
     #[inline]
     pub fn first_tag_match(&self, tag: u32) -> Option<Loc> {
-        let cap = self.capacity() as usize;
-        let mut i = home_bucket(tag, self.nbuckets) as usize * BUCKET_SLOTS;
-        for _ in 0..BUCKET_SLOTS * 2 {
-            let s = self.slot(i);
+        let (home, _) = sequence(tag, self.groups());
+        let base = home as usize * GROUP_SLOTS;
+        for j in 0..GROUP_SLOTS {
+            let s = self.slot(base + j);
             if s == EMPTY {
                 return None;
             }
             if s != DELETED && slot_tag(s) == tag {
                 return Some(slot_loc(s));
-            }
-            i += 1;
-            if i == cap {
-                i = 0;
             }
         }
         None
@@ -273,18 +375,15 @@ impl Partition {
         }
     }
 
-    /// Insert into a file being filled by a rehash (no duplicates possible).
+    /// Insert into a file being filled by a rehash (no duplicates possible,
+    /// and the caller sized the table so there is room).
     pub fn place(&self, slot: u64, dir: u16) {
-        let cap = self.capacity() as usize;
-        let mut i = home_bucket(slot_tag(slot), self.nbuckets) as usize * BUCKET_SLOTS;
-        while self.slot(i) != EMPTY {
-            i += 1;
-            if i == cap {
-                i = 0;
-            }
+        let tag = slot_tag(slot);
+        let (home, _) = sequence(tag, self.groups());
+        if let Some(i) = self.next_free(tag, home as usize * GROUP_SLOTS) {
+            self.set_slot(i, slot);
+            self.set_side(i, dir);
         }
-        self.set_slot(i, slot);
-        self.set_side(i, dir);
     }
 
     /// Every live (not empty, not deleted) slot with its directory bits.

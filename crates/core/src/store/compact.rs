@@ -7,7 +7,7 @@
 //! its files are durable; a crash before that leaves the old generation in
 //! place and an orphan that the next writer deletes.
 
-use super::generation::{make_room, write_block, Generation};
+use super::generation::{write_block, Counters, Generation, MAX_RECORD_OVERHEAD};
 use super::pending::Pending;
 use super::Store;
 use crate::error::{Error, Result};
@@ -35,7 +35,11 @@ impl Store {
         let w = self.writer.as_mut().ok_or(Error::ReadOnly)?;
         let mut pending = Pending::default();
         let mut seq = w.block_seq;
-        let mut copied = 0u64;
+        let mut counters = Counters::default();
+        let room = (new.log.segment_size() as usize
+            - crate::log::SEGMENT_HEADER as usize
+            - crate::record::BLOCK_HEADER)
+            .min(w.flush_at);
         let old = &self.gen;
         let limit = self.commit.committed_end;
         let (_, end) = scan_blocks(&old.log, None, |block| {
@@ -48,21 +52,22 @@ impl Store {
                 if !matches!(old.index.probe(h, |l| Ok(l == loc))?.1, Probe::Found(..)) {
                     continue;
                 }
-                make_room(&mut pending, &mut new, &mut seq, r.len + 16)?;
-                pending.push(h, r.key, Some(value), None);
-                if pending.payload_len() >= w.flush_at {
-                    write_block(&mut pending, &mut new, &mut seq, 0)?;
+                if pending.staged_bytes() + (pending.len() + 1) * MAX_RECORD_OVERHEAD + r.len > room
+                {
+                    write_block(&mut pending, &mut new, &mut seq, 0, &mut counters)?;
                 }
-                copied += 1;
+                pending.stage(h, r.key, Some(value));
             }
             Ok(())
         })?;
         require_clean_before(&old.log, &end, limit)?;
-        write_block(&mut pending, &mut new, &mut seq, FLAG_COMMIT)?;
+        write_block(&mut pending, &mut new, &mut seq, FLAG_COMMIT, &mut counters)?;
         new.log.sync()?;
         w.block_seq = seq;
-        w.entries = copied;
-        w.garbage = 0;
+        w.counters = Counters {
+            entries: counters.entries,
+            garbage: 0,
+        };
         let old_number = self.gen.number;
         self.gen = new;
         self.publish(FLAG_WRITER_ACTIVE)?;

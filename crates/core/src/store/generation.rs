@@ -1,9 +1,10 @@
 //! One generation of a store: its log and the index over it, plus the
 //! shared lock that keeps the files from being deleted while in use.
 
-use super::pending::Pending;
+use super::pending::{Pending, Resolved};
 use crate::error::{Error, IoContext, Result};
 use crate::files::{self, gen_lock_path, generation_dir};
+use crate::index::partition::Probe;
 use crate::index::Index;
 use crate::log::Log;
 use crate::record::{Loc, BLOCK_HEADER};
@@ -92,61 +93,126 @@ impl Generation {
     }
 }
 
-/// Room for a record of `len` bytes in the pending block, inside the
-/// current segment: flushes the block or starts a segment when needed.
-pub fn make_room(
-    pending: &mut Pending,
-    gen: &mut Generation,
-    seq: &mut u64,
-    len: usize,
-) -> Result<Option<Loc>> {
-    let seg_size = gen.log.segment_size();
-    let mut written = None;
-    if !pending.is_empty() {
-        let (_, off) = gen.log.split(pending.at);
-        if off + (BLOCK_HEADER + pending.payload_len() + len) as u64 <= seg_size {
-            return Ok(None);
-        }
-        written = write_block(pending, gen, seq, 0)?;
-    }
-    let (_, off) = gen.log.split(gen.log.end());
-    if off + (BLOCK_HEADER + len) as u64 > seg_size {
-        gen.log.add_segment()?;
-    }
-    pending.begin(gen.log.end());
-    Ok(written)
+/// Live-key and garbage counts, kept as blocks are written.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counters {
+    pub entries: u64,
+    pub garbage: u64,
 }
 
-/// Write the pending block (flagged `flags`) and point the index at its
-/// records. An empty block is written only when it carries a flag. Returns
-/// the block's location when one was written.
+/// Largest framing a record adds to its key and value.
+pub const MAX_RECORD_OVERHEAD: usize = 18;
+
+/// Resolve every staged write against the index, write them as one block
+/// (flagged `flags`), then point the index at the new records. An empty
+/// block is written only when it carries a flag. Returns the block's
+/// location when one was written.
 pub fn write_block(
     pending: &mut Pending,
     gen: &mut Generation,
     seq: &mut u64,
     flags: u32,
+    counters: &mut Counters,
 ) -> Result<Option<Loc>> {
     if pending.is_empty() && flags == 0 {
         return Ok(None);
     }
-    if pending.is_empty() {
-        pending.begin(gen.log.end());
+    let bound =
+        (BLOCK_HEADER + pending.staged_bytes() + pending.len() * MAX_RECORD_OVERHEAD) as u64;
+    let (_, off) = gen.log.split(gen.log.end());
+    if off + bound > gen.log.segment_size() {
+        gen.log.add_segment()?;
     }
+    let at = gen.log.end();
+    resolve(pending, gen, at, counters)?;
     *seq += 1;
-    let planned = pending.at;
-    let at = gen.log.append(pending.seal(*seq, flags))?;
-    if !pending.entries.is_empty() && at != planned {
+    let written = gen.log.append(pending.seal(*seq, flags))?;
+    if written != at {
         return Err(Error::Invalid(
             "internal error: block landed off its planned location".into(),
         ));
     }
-    const AHEAD: usize = 16;
-    for (i, e) in pending.entries.iter().enumerate() {
-        if let Some(next) = pending.entries.get(i + AHEAD) {
-            gen.index.prefetch(next.hash);
+    const AHEAD: usize = 8;
+    let staged = pending.staged();
+    for (i, r) in pending.resolved.iter().enumerate() {
+        if let Some(Resolved {
+            probe: Some(at), ..
+        }) = pending.resolved.get(i + AHEAD)
+        {
+            gen.index.prefetch_at(at);
         }
-        gen.index.apply(e.hash, pending.loc_of(e.off), e.prev)?;
+        gen.index
+            .apply_resolved(staged[i].hash, r.loc, r.prev, r.probe)?;
     }
     pending.clear();
     Ok(Some(at))
+}
+
+/// Encode each staged write with the location it replaces, probing the
+/// index once per key (a window ahead, so the memory reads overlap).
+fn resolve(
+    pending: &mut Pending,
+    gen: &Generation,
+    at: Loc,
+    counters: &mut Counters,
+) -> Result<()> {
+    const AHEAD: usize = 16;
+    pending.begin_block();
+    let n = pending.len();
+    let warm = |pending: &Pending, i: usize, stage: u8| {
+        if let Some(s) = pending.staged().get(i) {
+            if pending.earlier(s).is_none() {
+                if stage == 0 {
+                    gen.index.prefetch(s.hash);
+                } else if let Some(loc) = gen.index.first_tag_match(s.hash) {
+                    gen.log.prefetch(loc);
+                }
+            }
+        }
+    };
+    for i in 0..AHEAD.min(n) {
+        warm(pending, i, 0);
+    }
+    for i in 0..n {
+        warm(pending, i + AHEAD, 0);
+        warm(pending, i + AHEAD / 2, 1);
+        let s = pending.staged()[i];
+        // The version this write replaces: an earlier write of the same key
+        // in this block, or what the index holds.
+        let (prev, prev_live_len, probe) = match pending.earlier(&s) {
+            Some(j) => {
+                let r = pending.resolved[j];
+                let was_put = pending.value(&pending.staged()[j]).is_some();
+                (Some(r.loc), was_put.then_some(r.len), None)
+            }
+            None => {
+                let key = pending.key(&s);
+                let mut live = None;
+                let at = gen.index.probe_at(s.hash, |loc| {
+                    let r = gen.log.record(loc)?;
+                    if r.key != key {
+                        return Ok(false);
+                    }
+                    live = r.value.is_some().then_some(r.len as u32);
+                    Ok(true)
+                })?;
+                match at.probe {
+                    Probe::Found(_, loc) => (Some(loc), live, Some(at)),
+                    Probe::Vacant(_) => (None, None, Some(at)),
+                }
+            }
+        };
+        let is_put = pending.value(&s).is_some();
+        let r = pending.encode(i, at, prev, probe);
+        match (prev_live_len, is_put) {
+            (None, true) => counters.entries += 1,
+            (Some(l), true) => counters.garbage += u64::from(l),
+            (Some(l), false) => {
+                counters.entries = counters.entries.saturating_sub(1);
+                counters.garbage += u64::from(l) + u64::from(r.len);
+            }
+            (None, false) => counters.garbage += u64::from(r.len),
+        }
+    }
+    Ok(())
 }

@@ -23,7 +23,7 @@ use crate::index::partition::Probe;
 use crate::manifest::{Commit, Header, Manifest, FLAG_WRITER_ACTIVE};
 use crate::record::{Loc, RecordRef, BLOCK_HEADER, FLAG_ABORT, FLAG_COMMIT, MAX_ITEM};
 use crate::scan::block_at;
-use generation::Generation;
+use generation::{Counters, Generation, MAX_RECORD_OVERHEAD};
 use pending::Pending;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -90,8 +90,7 @@ struct Writer {
     pending: Pending,
     /// Blocks written since the last commit (for rollback), in order.
     spilled: Vec<Loc>,
-    entries: u64,
-    garbage: u64,
+    counters: Counters,
     block_seq: u64,
     flush_at: usize,
     compact_threshold: f64,
@@ -171,10 +170,12 @@ impl Store {
                 _lock: lock,
                 pending: Pending::default(),
                 spilled: Vec::new(),
-                entries: commit.entries,
-                garbage: commit.garbage,
+                counters: Counters {
+                    entries: commit.entries,
+                    garbage: commit.garbage,
+                },
                 block_seq: commit.block_seq,
-                flush_at: (opts.memory_budget / 4).clamp(64 << 10, 8 << 20) as usize,
+                flush_at: (opts.memory_budget / 4).clamp(64 << 10, 2 << 20) as usize,
                 compact_threshold: opts.compact_threshold,
                 mutations: 0,
                 dirty: false,
@@ -305,16 +306,19 @@ impl Store {
         KeyHash::of(key, self.manifest.header.hash_seed)
     }
 
-    /// Number of keys (as of this handle's snapshot, or with the writer's
-    /// uncommitted changes).
-    pub fn len(&self) -> u64 {
-        self.writer
+    /// Number of keys: as of this handle's snapshot, or for the writer
+    /// with its uncommitted changes (which this resolves against the index
+    /// by writing out the write buffer).
+    pub fn len(&mut self) -> Result<u64> {
+        self.flush_pending()?;
+        Ok(self
+            .writer
             .as_ref()
-            .map_or(self.commit.entries, |w| w.entries)
+            .map_or(self.commit.entries, |w| w.counters.entries))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    pub fn is_empty(&mut self) -> Result<bool> {
+        Ok(self.len()? == 0)
     }
 
     /// Changes made through this handle so far.
@@ -333,8 +337,8 @@ impl Store {
     /// Look up `key` whose hash is already known.
     pub fn get_hashed(&self, h: KeyHash, key: &[u8]) -> Result<Option<Value<'_>>> {
         if let Some(w) = &self.writer {
-            if let Some(e) = w.pending.find(h, key) {
-                return Ok(w.pending.record(&e).value);
+            if let Some(s) = w.pending.find(h, key) {
+                return Ok(w.pending.value(s));
             }
         }
         Ok(self.find_visible(h, key)?.and_then(|(_, r)| r.value))
@@ -432,17 +436,17 @@ impl Store {
         Ok(Some(loc))
     }
 
-    /// The current version of `key` for the writer: `(location, record
-    /// length, is_tombstone)`, from the write buffer or the log.
-    fn current(&self, h: KeyHash, key: &[u8]) -> Result<Option<(Loc, u32, bool)>> {
+    /// Whether `key` currently has a value, for the writer: from the write
+    /// buffer or the log.
+    fn is_live(&self, h: KeyHash, key: &[u8]) -> Result<bool> {
         if let Some(w) = &self.writer {
-            if let Some(e) = w.pending.find(h, key) {
-                return Ok(Some((w.pending.loc_of(e.off), e.len, e.tombstone)));
+            if let Some(s) = w.pending.find(h, key) {
+                return Ok(w.pending.value(s).is_some());
             }
         }
         Ok(self
             .find_visible(h, key)?
-            .map(|(loc, r)| (loc, r.len as u32, r.value.is_none())))
+            .is_some_and(|(_, r)| r.value.is_some()))
     }
 
     /// Set `key` to `value`.
@@ -489,54 +493,46 @@ impl Store {
 
     fn write_hashed(&mut self, h: KeyHash, key: &[u8], value: Option<&[u8]>) -> Result<bool> {
         self.writer()?;
-        if key.len() > MAX_ITEM || value.is_some_and(|v| v.len() > MAX_ITEM) {
+        let item = key.len() + value.map_or(0, <[u8]>::len);
+        let room = self.gen.log.segment_size() as usize
+            - crate::log::SEGMENT_HEADER as usize
+            - BLOCK_HEADER
+            - MAX_RECORD_OVERHEAD;
+        if key.len() > MAX_ITEM || value.is_some_and(|v| v.len() > MAX_ITEM) || item > room {
             return Err(Error::Invalid(format!(
-                "keys and values are limited to {} MiB",
-                MAX_ITEM >> 20
+                "a key or value is too large: each is limited to {} MiB, and key plus value to the log segment size ({} bytes here)",
+                MAX_ITEM >> 20,
+                room
             )));
         }
-        let current = self.current(h, key)?;
-        let live = current.filter(|c| !c.2);
-        if value.is_none() && live.is_none() {
+        // A delete of a missing key writes nothing (and reports it).
+        let existed = value.is_none() && self.is_live(h, key)?;
+        if value.is_none() && !existed {
             return Ok(false);
         }
-        let record_len = key.len() + value.map_or(0, <[u8]>::len) + 16;
-        self.make_room(record_len)?;
-        let w = self.writer.as_mut().ok_or(Error::ReadOnly)?;
-        let prev = current.map(|c| c.0);
-        let e = w.pending.push(h, key, value, prev);
-        w.mutations += 1;
-        w.dirty = true;
-        match (live, value.is_some()) {
-            (None, true) => w.entries += 1,
-            (Some((_, len, _)), true) => w.garbage += u64::from(len),
-            (Some((_, len, _)), false) => {
-                w.entries -= 1;
-                w.garbage += u64::from(len) + u64::from(e.len);
-            }
-            (None, false) => {}
-        }
-        if w.pending.payload_len() >= w.flush_at {
+        let w = self.writer.as_ref().ok_or(Error::ReadOnly)?;
+        if w.pending.staged_bytes() + (w.pending.len() + 1) * MAX_RECORD_OVERHEAD + item > room {
             self.flush(0)?;
         }
-        Ok(live.is_some())
-    }
-
-    fn make_room(&mut self, len: usize) -> Result<()> {
         let w = self.writer.as_mut().ok_or(Error::ReadOnly)?;
-        if let Some(at) =
-            generation::make_room(&mut w.pending, &mut self.gen, &mut w.block_seq, len)?
-        {
-            w.spilled.push(at);
+        w.pending.stage(h, key, value);
+        w.mutations += 1;
+        w.dirty = true;
+        if w.pending.staged_bytes() >= w.flush_at {
+            self.flush(0)?;
         }
-        Ok(())
+        Ok(existed)
     }
 
     fn flush(&mut self, flags: u32) -> Result<()> {
         let w = self.writer.as_mut().ok_or(Error::ReadOnly)?;
-        if let Some(at) =
-            generation::write_block(&mut w.pending, &mut self.gen, &mut w.block_seq, flags)?
-        {
+        if let Some(at) = generation::write_block(
+            &mut w.pending,
+            &mut self.gen,
+            &mut w.block_seq,
+            flags,
+            &mut w.counters,
+        )? {
             if flags == 0 {
                 w.spilled.push(at);
             }
@@ -584,8 +580,8 @@ impl Store {
             generation: self.gen.number,
             committed_end: self.gen.log.end(),
             block_seq: w.block_seq,
-            entries: w.entries,
-            garbage: w.garbage,
+            entries: w.counters.entries,
+            garbage: w.counters.garbage,
             flags,
         };
         self.slot = self.manifest.write(&c, self.slot)?;
@@ -620,8 +616,10 @@ impl Store {
         }
         let committed = self.commit;
         let w = self.writer()?;
-        w.entries = committed.entries;
-        w.garbage = committed.garbage + dropped;
+        w.counters = Counters {
+            entries: committed.entries,
+            garbage: committed.garbage + dropped,
+        };
         Ok(())
     }
 
@@ -648,18 +646,19 @@ impl Store {
     }
 
     /// Figures about the store.
-    pub fn stats(&self) -> Result<Stats> {
+    pub fn stats(&mut self) -> Result<Stats> {
+        let entries = self.len()?;
         let resident =
             self.writer.as_ref().map_or(0, |w| w.pending.resident()) + self.gen.resident();
         Ok(Stats {
-            entries: self.len(),
+            entries,
             disk_bytes: files::disk_usage(&self.path)?,
             log_bytes: self.gen.log.bytes_on_disk(),
             index_bytes: self.gen.index.bytes_on_disk(),
             garbage_bytes: self
                 .writer
                 .as_ref()
-                .map_or(self.commit.garbage, |w| w.garbage),
+                .map_or(self.commit.garbage, |w| w.counters.garbage),
             resident_bytes: resident as u64,
             partitions: self.gen.index.partitions().len() as u64,
             generation: self.gen.number,

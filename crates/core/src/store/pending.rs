@@ -1,158 +1,200 @@
-//! Writes not yet in the log: records gathered into the next block, with a
-//! small hash table so the writer can read its own unflushed writes.
+//! Writes not yet in the log, and how they become a block.
 //!
-//! Slots of the shared index only ever point at records already written to
-//! a segment file (readers in other processes follow them), so a record
-//! waits here until its whole block is written, then its slot is set.
+//! `put` only stages the key and value here (with a small table so the
+//! writer reads its own unflushed writes); it does not touch the index.
+//! When the buffer is flushed, each staged write is resolved against the
+//! index once (probes requested from memory a window ahead), encoded with
+//! the location of the version it replaces, and the whole block is written.
+//! Only after that are the index slots set, at the positions the probe
+//! found: slots of the shared index only ever point at records already in a
+//! segment file, because readers in other processes follow them.
 
 use crate::hash::KeyHash;
-use crate::record::{BlockHeader, Loc, NewRecord, RecordRef, BLOCK_HEADER};
+use crate::index::ProbeAt;
+use crate::record::{BlockHeader, Loc, NewRecord, BLOCK_HEADER};
 use hashbrown::HashTable;
-use std::path::Path;
 
-/// One record in the pending block.
+/// One staged write.
 #[derive(Clone, Copy)]
-pub struct Entry {
+pub struct Staged {
     pub hash: KeyHash,
-    /// Offset of the record in the payload.
-    pub off: u32,
+    /// Offset of the key in the staging buffer; the value follows it.
+    off: u32,
+    klen: u32,
+    /// `None` for a delete.
+    vlen: Option<u32>,
+    /// An earlier staged write of the same key in this buffer.
+    earlier: Option<u32>,
+}
+
+/// What a staged write resolved to at flush time.
+#[derive(Clone, Copy)]
+pub struct Resolved {
+    pub loc: Loc,
     pub len: u32,
     pub prev: Option<Loc>,
-    pub tombstone: bool,
+    /// Where the key's slot is (or will go), from the probe; `None` when an
+    /// earlier write of the same key in the block owns the slot.
+    pub probe: Option<ProbeAt>,
 }
 
 #[derive(Default)]
 pub struct Pending {
-    /// Block header space followed by the payload.
-    buf: Vec<u8>,
-    /// Location the block header will be written at.
-    pub at: Loc,
-    pub entries: Vec<Entry>,
-    /// Latest entry per key.
+    staging: Vec<u8>,
+    staged: Vec<Staged>,
+    /// Latest staged write per key.
     table: HashTable<u32>,
+    /// The block being encoded at flush: header space, then records.
+    pub block: Vec<u8>,
+    pub resolved: Vec<Resolved>,
 }
 
 impl Pending {
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.staged.is_empty()
     }
 
-    pub fn payload_len(&self) -> usize {
-        self.buf.len().saturating_sub(BLOCK_HEADER)
+    pub fn len(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// Bytes staged (a bound on the block's size, less framing).
+    pub fn staged_bytes(&self) -> usize {
+        self.staging.len()
     }
 
     /// Bytes of anonymous memory held.
     pub fn resident(&self) -> usize {
-        self.buf.capacity()
-            + self.entries.capacity() * std::mem::size_of::<Entry>()
-            + self.table.capacity() * 4
+        self.staging.capacity()
+            + self.block.capacity()
+            + self.staged.capacity() * std::mem::size_of::<Staged>()
+            + self.resolved.capacity() * std::mem::size_of::<Resolved>()
+            + self.table.capacity() * 5
     }
 
-    /// Start a block that will be written at `at`.
-    pub fn begin(&mut self, at: Loc) {
-        debug_assert!(self.is_empty());
-        self.at = at;
-        self.buf.clear();
-        self.buf.resize(BLOCK_HEADER, 0);
+    pub fn staged(&self) -> &[Staged] {
+        &self.staged
     }
 
-    /// Location a record at payload offset `off` will have.
-    pub fn loc_of(&self, off: u32) -> Loc {
-        self.at + BLOCK_HEADER as u64 + u64::from(off)
+    pub fn key(&self, s: &Staged) -> &[u8] {
+        &self.staging[s.off as usize..(s.off + s.klen) as usize]
     }
 
-    pub fn record(&self, e: &Entry) -> RecordRef<'_> {
-        let start = BLOCK_HEADER + e.off as usize;
-        // Encoded by us a moment ago: decoding cannot fail.
-        RecordRef::decode(
-            &self.buf[start..start + e.len as usize],
-            Path::new("<pending>"),
-            0,
-        )
-        .unwrap_or(RecordRef {
-            key: &[],
-            value: None,
-            prev: None,
-            len: 0,
-        })
+    /// The staged value (`None` for a delete).
+    pub fn value(&self, s: &Staged) -> Option<&[u8]> {
+        let start = (s.off + s.klen) as usize;
+        s.vlen.map(|n| &self.staging[start..start + n as usize])
     }
 
-    /// The latest pending entry for `key`.
-    pub fn find(&self, hash: KeyHash, key: &[u8]) -> Option<Entry> {
-        if self.entries.is_empty() {
+    pub fn earlier(&self, s: &Staged) -> Option<usize> {
+        s.earlier.map(|i| i as usize)
+    }
+
+    /// The latest staged write of `key`.
+    pub fn find(&self, hash: KeyHash, key: &[u8]) -> Option<&Staged> {
+        if self.staged.is_empty() {
             return None;
         }
         self.table
             .find(hash.0, |&i| {
-                let e = &self.entries[i as usize];
-                e.hash == hash && self.record(e).key == key
+                let s = &self.staged[i as usize];
+                s.hash == hash && self.key(s) == key
             })
-            .map(|&i| self.entries[i as usize])
+            .map(|&i| &self.staged[i as usize])
     }
 
-    /// Add a record; returns its entry.
-    pub fn push(
-        &mut self,
-        hash: KeyHash,
-        key: &[u8],
-        value: Option<&[u8]>,
-        prev: Option<Loc>,
-    ) -> Entry {
-        let off = (self.buf.len() - BLOCK_HEADER) as u32;
-        let len = NewRecord { key, value, prev }.encode(&mut self.buf) as u32;
-        let e = Entry {
-            hash,
-            off,
-            len,
-            prev,
-            tombstone: value.is_none(),
-        };
-        let idx = self.entries.len() as u32;
-        self.entries.push(e);
-        let entries = &self.entries;
-        let buf = &self.buf;
+    /// Stage a put (`Some(value)`) or a delete (`None`).
+    pub fn stage(&mut self, hash: KeyHash, key: &[u8], value: Option<&[u8]>) {
+        let off = self.staging.len() as u32;
+        self.staging.extend_from_slice(key);
+        if let Some(v) = value {
+            self.staging.extend_from_slice(v);
+        }
+        let idx = self.staged.len() as u32;
+        let (staged, staging) = (&self.staged, &self.staging);
         let same_key = |&i: &u32| {
-            let o = &entries[i as usize];
-            let s = BLOCK_HEADER + o.off as usize;
-            o.hash == hash
-                && RecordRef::decode(&buf[s..s + o.len as usize], Path::new(""), 0)
-                    .is_ok_and(|r| r.key == key)
+            let s = &staged[i as usize];
+            s.hash == hash && &staging[s.off as usize..(s.off + s.klen) as usize] == key
         };
-        match self.table.find_mut(hash.0, same_key) {
-            Some(slot) => *slot = idx,
+        let earlier = match self.table.find_mut(hash.0, same_key) {
+            Some(slot) => Some(std::mem::replace(slot, idx)),
             None => {
                 self.table
-                    .insert_unique(hash.0, idx, |&i| entries[i as usize].hash.0);
+                    .insert_unique(hash.0, idx, |&i| staged[i as usize].hash.0);
+                None
             }
-        }
-        e
+        };
+        self.staged.push(Staged {
+            hash,
+            off,
+            klen: key.len() as u32,
+            vlen: value.map(|v| v.len() as u32),
+            earlier,
+        });
+    }
+
+    /// Start encoding the block that will be written at `at`.
+    pub fn begin_block(&mut self) {
+        self.block.clear();
+        self.block.resize(BLOCK_HEADER, 0);
+        self.resolved.clear();
+        self.resolved.reserve(self.staged.len());
+    }
+
+    /// Encode staged write `i` with `prev`; `at` is where the block goes.
+    pub fn encode(
+        &mut self,
+        i: usize,
+        at: Loc,
+        prev: Option<Loc>,
+        probe: Option<ProbeAt>,
+    ) -> Resolved {
+        let s = self.staged[i];
+        let off = self.block.len();
+        let key = &self.staging[s.off as usize..(s.off + s.klen) as usize];
+        let start = (s.off + s.klen) as usize;
+        let value = s.vlen.map(|n| &self.staging[start..start + n as usize]);
+        let len = NewRecord { key, value, prev }.encode(&mut self.block) as u32;
+        let r = Resolved {
+            loc: at + off as u64,
+            len,
+            prev,
+            probe,
+        };
+        self.resolved.push(r);
+        r
     }
 
     /// Seal the block: fill in its header; returns the bytes to write.
     pub fn seal(&mut self, seq: u64, flags: u32) -> &[u8] {
-        if self.buf.len() < BLOCK_HEADER {
-            self.buf.resize(BLOCK_HEADER, 0);
+        if self.block.len() < BLOCK_HEADER {
+            self.block.resize(BLOCK_HEADER, 0);
         }
-        let payload_len = (self.buf.len() - BLOCK_HEADER) as u32;
-        let crc = BlockHeader::compute_crc(payload_len, seq, flags, &self.buf[BLOCK_HEADER..]);
+        let payload_len = (self.block.len() - BLOCK_HEADER) as u32;
+        let crc = BlockHeader::compute_crc(payload_len, seq, flags, &self.block[BLOCK_HEADER..]);
         BlockHeader {
             payload_len,
             seq,
             flags,
             crc,
         }
-        .encode(&mut self.buf[..BLOCK_HEADER]);
-        &self.buf
+        .encode(&mut self.block[..BLOCK_HEADER]);
+        &self.block
     }
 
+    /// Forget everything staged (after a flush, or for a rollback).
     pub fn clear(&mut self) {
-        self.buf.clear();
-        self.entries.clear();
+        self.staging.clear();
+        self.staged.clear();
         self.table.clear();
+        self.resolved.clear();
+        self.block.clear();
         // Give back memory after a large batch, keep it after small ones.
-        if self.buf.capacity() > 64 << 20 {
-            self.buf.shrink_to(1 << 20);
-            self.entries.shrink_to(1 << 14);
+        if self.staging.capacity() > 16 << 20 {
+            self.staging.shrink_to(1 << 20);
+            self.block.shrink_to(1 << 20);
+            self.staged.shrink_to(1 << 14);
+            self.resolved.shrink_to(1 << 14);
             self.table.shrink_to(1 << 14, |_| 0);
         }
     }

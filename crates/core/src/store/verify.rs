@@ -85,7 +85,7 @@ impl Store {
         let expected = self
             .writer
             .as_ref()
-            .map_or(self.commit.entries, |_| self.len());
+            .map_or(self.commit.entries, |w| w.counters.entries);
         if self.writer.is_none() && live != expected {
             return Err(Error::corrupt(
                 log.dir(),
