@@ -159,8 +159,10 @@ def run_child(kind: str, data: Path, work: Path) -> dict:
     elif kind == "lmdb":
         import lmdb
 
-        pairs = sorted(zip(keys, values, strict=True))
+        with Phase() as sort:
+            pairs = sorted(zip(keys, values, strict=True))
         del keys, values
+        out["sort_s"] = sort.seconds
         with Phase() as p:
             env = lmdb.open(str(target), map_size=1 << 40, writemap=True, sync=True)
             with env.begin(write=True) as txn:
@@ -176,8 +178,10 @@ def run_child(kind: str, data: Path, work: Path) -> dict:
     elif kind == "rocksdict":
         import rocksdict
 
-        pairs = sorted(zip(keys, values, strict=True))
+        with Phase() as sort:
+            pairs = sorted(zip(keys, values, strict=True))
         del keys, values
+        out["sort_s"] = sort.seconds
         with Phase() as p:
             opts = rocksdict.Options(raw_mode=True)
             w = rocksdict.SstFileWriter(options=opts)
@@ -199,8 +203,10 @@ def run_child(kind: str, data: Path, work: Path) -> dict:
     elif kind == "sqlite3":
         import sqlite3
 
-        pairs = sorted(zip(keys, values, strict=True))
+        with Phase() as sort:
+            pairs = sorted(zip(keys, values, strict=True))
         del keys, values
+        out["sort_s"] = sort.seconds
         with Phase() as p:
             db = sqlite3.connect(target, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")

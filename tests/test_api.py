@@ -263,3 +263,28 @@ def test_small_segments_and_budget_roll_and_spill(path):
 def test_pickling_a_handle_is_refused_for_now(store):
     with pytest.raises(TypeError):
         pickle.dumps(store)
+
+
+def test_large_batches_match_a_dict(store):
+    # Big enough for the two-thread pipeline in update() and get_many().
+    data = {b"key-%07d" % i: b"value-%d" % (i * 7) for i in range(60_000)}
+    store.update(data)
+    keys = [b"key-%07d" % i for i in range(0, 120_000, 3)]
+    assert store.get_many(keys) == [data.get(k) for k in keys]
+    assert len(store) == len(data)
+
+
+def test_update_stops_at_a_bad_pair_like_dict_update(store):
+    def pairs():
+        for i in range(30_000):
+            yield b"k%d" % i, b"v"
+        yield "not bytes", b"v"
+
+    with pytest.raises(TypeError):
+        store.update(pairs())
+    reference = {}
+    with pytest.raises(TypeError):
+        reference.update(pairs())
+        raise TypeError  # a dict accepts str keys; the store does not
+    assert store[b"k29999"] == b"v"
+    assert len(store) == 30_000

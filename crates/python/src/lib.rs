@@ -5,6 +5,7 @@
 
 mod codec;
 mod errors;
+mod pipeline;
 mod store;
 
 use pyo3::prelude::*;

@@ -6,7 +6,8 @@
 //! GIL never waits for the GIL.
 
 use crate::codec::Codec;
-use crate::errors::{closed, forked, IntoPyResult};
+use crate::errors::{closed, forked, to_py, IntoPyResult};
+use crate::pipeline::{self, Batch};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
@@ -22,23 +23,6 @@ pub static FORK_EPOCH: AtomicU64 = AtomicU64::new(0);
 #[pyfunction]
 pub fn _after_fork_in_child() {
     FORK_EPOCH.fetch_add(1, Ordering::SeqCst);
-}
-
-/// Keys copied out of Python objects into one buffer, so the GIL can be
-/// released while the engine reads them.
-struct KeyBatch {
-    bytes: Vec<u8>,
-    ends: Vec<usize>,
-}
-
-impl KeyBatch {
-    fn get(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.bytes[start..self.ends[i]]
-    }
-    fn len(&self) -> usize {
-        self.ends.len()
-    }
 }
 
 /// A slice of the store's memory, valid while the store's read guard is
@@ -108,24 +92,29 @@ impl NativeStore {
         Ok(g)
     }
 
-    fn encode_keys(&self, keys: &Bound<'_, PyAny>) -> PyResult<KeyBatch> {
-        let mut batch = KeyBatch {
-            bytes: Vec::new(),
-            ends: Vec::new(),
-        };
-        let hint = keys.len().unwrap_or(0);
-        for (i, k) in keys.try_iter()?.enumerate() {
-            let k = k?;
-            let k = self.key_codec.encode(&k, "key")?;
-            if i == 0 {
-                // Size the buffers once from the first key, not by doubling.
-                batch.ends.reserve_exact(hint);
-                batch.bytes.reserve_exact(hint.saturating_mul(k.len() + 8));
-            }
-            batch.bytes.extend_from_slice(&k);
-            batch.ends.push(batch.bytes.len());
+    /// Up to `n` keys from `iter`, encoded.
+    fn next_chunk(
+        &self,
+        iter: &mut Bound<'_, pyo3::types::PyIterator>,
+        n: usize,
+    ) -> PyResult<Batch> {
+        let mut batch = Batch::default();
+        for k in iter.by_ref().take(n) {
+            batch.push(&self.key_codec.encode(&k?, "key")?);
         }
         Ok(batch)
+    }
+
+    fn append_value(
+        &self,
+        py: Python<'_>,
+        out: &Bound<'_, PyList>,
+        v: Option<&[u8]>,
+    ) -> PyResult<()> {
+        match v {
+            Some(v) => out.append(self.value_codec.decode(py, v)?),
+            None => out.append(py.None()),
+        }
     }
 }
 
@@ -288,105 +277,146 @@ impl NativeStore {
         Ok(store_mut!(g).len().py_err(py)? as usize)
     }
 
-    /// Values for many keys at once (None where a key is missing), looked
-    /// up with the GIL released.
+    /// Values for many keys at once (None where a key is missing). Large
+    /// batches run as a two-thread pipeline: this thread reads keys and
+    /// builds values while a worker looks up the previous chunk.
     fn get_many<'py>(
         &self,
         py: Python<'py>,
         keys: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let batch = self.encode_keys(keys)?;
-        self.check_process(py)?;
-        let (guard, found) = py.detach(|| {
-            let guard = self.inner.read();
-            let found = match guard.as_ref() {
-                Some(s) => {
-                    let refs: Vec<&[u8]> = (0..batch.len()).map(|i| batch.get(i)).collect();
-                    s.get_many(&refs).map(|vals| {
+        const CHUNK: usize = 8192;
+        let g = self.read(py)?;
+        let store = store!(g);
+        let out = PyList::empty(py);
+        let mut iter = keys.try_iter()?;
+        let mut chunk = self.next_chunk(&mut iter, CHUNK)?;
+        if chunk.len() < CHUNK {
+            // Small batch: no thread.
+            let found = py.detach(|| store.get_many(&chunk.refs())).py_err(py)?;
+            for v in found {
+                self.append_value(py, &out, v)?;
+            }
+            return Ok(out);
+        }
+        let (tx, rx_keys) = pipeline::channel::<Batch>();
+        let (tx_found, rx) = pipeline::channel::<vastdict_core::Result<Vec<Option<RawSlice>>>>();
+        std::thread::scope(|scope| -> PyResult<()> {
+            scope.spawn(move || {
+                for batch in rx_keys {
+                    let found = store.get_many_sequential(&batch.refs()).map(|vals| {
                         vals.into_iter()
                             .map(|v| v.map(|v| RawSlice(v.as_ptr(), v.len())))
-                            .collect::<Vec<_>>()
-                    })
+                            .collect()
+                    });
+                    if tx_found.send(found).is_err() {
+                        break;
+                    }
                 }
-                None => Err(vastdict_core::Error::Closed),
-            };
-            (guard, found)
-        });
-        let found = found.py_err(py)?;
-        let out = PyList::empty(py);
-        for v in found {
-            match v {
-                // SAFETY: the slice points into the store's memory, which
-                // `guard` keeps mapped and unchanged until it is dropped below.
-                Some(RawSlice(p, n)) => out.append(
-                    self.value_codec
-                        .decode(py, unsafe { std::slice::from_raw_parts(p, n) })?,
-                )?,
-                None => out.append(py.None())?,
-            }
-        }
-        drop(guard);
+            });
+            let mut in_flight = 0usize;
+            let result = (|| -> PyResult<()> {
+                loop {
+                    let last = chunk.len() < CHUNK;
+                    if !chunk.ends.is_empty() {
+                        pipeline::send(py, &tx, std::mem::take(&mut chunk));
+                        in_flight += 1;
+                    }
+                    if !last {
+                        chunk = self.next_chunk(&mut iter, CHUNK)?;
+                    }
+                    // Keep one chunk queued ahead; build the oldest's values.
+                    while in_flight > usize::from(!last) {
+                        let found = pipeline::recv(py, &rx)
+                            .ok_or_else(|| {
+                                pyo3::exceptions::PyRuntimeError::new_err("lookup thread stopped")
+                            })?
+                            .py_err(py)?;
+                        in_flight -= 1;
+                        for v in found {
+                            // SAFETY: points into the store's memory, which the
+                            // read guard `g` keeps mapped and unchanged.
+                            let v =
+                                v.map(|RawSlice(p, n)| unsafe { std::slice::from_raw_parts(p, n) });
+                            self.append_value(py, &out, v)?;
+                        }
+                    }
+                    if last {
+                        return Ok(());
+                    }
+                }
+            })();
+            drop(tx);
+            result
+        })?;
+        drop(g);
         Ok(out)
     }
 
-    /// Write many pairs in one call (an iterable of (key, value)), with the
-    /// GIL released while the engine writes.
+    /// Write many pairs in one call (an iterable of (key, value)). This
+    /// thread encodes chunks while a worker thread writes the previous one,
+    /// holding the store lock, with the GIL released.
     fn update_pairs(&self, py: Python<'_>, pairs: &Bound<'_, PyAny>) -> PyResult<usize> {
+        const CHUNK_BYTES: usize = 1 << 20;
         self.check_process(py)?;
         if !self.writable {
-            return Err(crate::errors::to_py(py, vastdict_core::Error::ReadOnly));
+            return Err(to_py(py, vastdict_core::Error::ReadOnly));
         }
-        let mut keys = KeyBatch {
-            bytes: Vec::new(),
-            ends: Vec::new(),
-        };
-        let mut vals = KeyBatch {
-            bytes: Vec::new(),
-            ends: Vec::new(),
-        };
-        let mut n = 0;
-        let flush = |keys: &mut KeyBatch, vals: &mut KeyBatch| -> PyResult<()> {
-            let r = py.detach(|| {
-                let mut g = self.inner.write();
-                match g.as_mut() {
-                    Some(s) => s.put_many(keys.len(), |i| (keys.get(i), vals.get(i))),
-                    None => Err(vastdict_core::Error::Closed),
+        let (tx, rx) = pipeline::channel::<(Batch, Batch)>();
+        let inner = &self.inner;
+        std::thread::scope(|scope| -> PyResult<usize> {
+            let worker = scope.spawn(move || -> vastdict_core::Result<()> {
+                let mut g = inner.write();
+                let s = g.as_mut().ok_or(vastdict_core::Error::Closed)?;
+                for (keys, vals) in rx {
+                    s.put_many(keys.len(), |i| (keys.get(i), vals.get(i)))?;
                 }
+                Ok(())
             });
-            keys.bytes.clear();
-            keys.ends.clear();
-            vals.bytes.clear();
-            vals.ends.clear();
-            r.py_err(py)
-        };
-        for item in pairs.try_iter()? {
-            let item = item?;
-            let pair = item.cast::<PyTuple>().ok().filter(|t| t.len() == 2);
-            let (k, v) = match pair {
-                Some(t) => (t.get_item(0)?, t.get_item(1)?),
-                None => {
-                    let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
-                        item.extract().map_err(|_| {
-                            pyo3::exceptions::PyTypeError::new_err(
-                                "update() needs a mapping or an iterable of (key, value) pairs",
-                            )
-                        })?;
-                    (k, v)
+            let encoded = (|| -> PyResult<usize> {
+                let mut n = 0;
+                let (mut keys, mut vals) = (Batch::default(), Batch::default());
+                for item in pairs.try_iter()? {
+                    let item = item?;
+                    let pair = item.cast::<PyTuple>().ok().filter(|t| t.len() == 2);
+                    let (k, v) = match pair {
+                        Some(t) => (t.get_item(0)?, t.get_item(1)?),
+                        None => item
+                            .extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>()
+                            .map_err(|_| {
+                                pyo3::exceptions::PyTypeError::new_err(
+                                    "update() needs a mapping or an iterable of (key, value) pairs",
+                                )
+                            })?,
+                    };
+                    keys.push(&self.key_codec.encode(&k, "key")?);
+                    vals.push(&self.value_codec.encode(&v, "value")?);
+                    n += 1;
+                    if keys.bytes.len() + vals.bytes.len() >= CHUNK_BYTES
+                        && !pipeline::send(
+                            py,
+                            &tx,
+                            (std::mem::take(&mut keys), std::mem::take(&mut vals)),
+                        )
+                    {
+                        return Ok(n); // the worker failed; its error is reported below
+                    }
                 }
-            };
-            keys.bytes
-                .extend_from_slice(&self.key_codec.encode(&k, "key")?);
-            keys.ends.push(keys.bytes.len());
-            vals.bytes
-                .extend_from_slice(&self.value_codec.encode(&v, "value")?);
-            vals.ends.push(vals.bytes.len());
-            n += 1;
-            if keys.bytes.len() + vals.bytes.len() >= 32 << 20 {
-                flush(&mut keys, &mut vals)?;
-            }
-        }
-        flush(&mut keys, &mut vals)?;
-        Ok(n)
+                if !keys.ends.is_empty() {
+                    pipeline::send(py, &tx, (keys, vals));
+                }
+                Ok(n)
+            })();
+            drop(tx);
+            let written = py.detach(|| worker.join());
+            let written = written
+                .map_err(|_| pyo3::exceptions::PyRuntimeError::new_err("write thread panicked"))?;
+            // An encoding error stops the batch; pairs already sent were
+            // written, like a dict.update() that fails midway.
+            let n = encoded?;
+            written.py_err(py)?;
+            Ok(n)
+        })
     }
 
     /// Make all changes durable. Returns once they are on disk.

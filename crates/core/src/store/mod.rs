@@ -364,6 +364,14 @@ impl Store {
         Ok(out)
     }
 
+    /// [`Store::get_many`] on the calling thread only (for callers that
+    /// run their own pipeline).
+    pub fn get_many_sequential<'a>(&'a self, keys: &[&[u8]]) -> Result<Vec<Option<Value<'a>>>> {
+        let mut out = vec![None; keys.len()];
+        self.get_window_chunk(keys, &mut out)?;
+        Ok(out)
+    }
+
     fn get_window_chunk<'a>(&'a self, keys: &[&[u8]], out: &mut [Option<Value<'a>>]) -> Result<()> {
         const WINDOW: usize = 16;
         let mut hashes = [KeyHash(0); WINDOW];
