@@ -280,11 +280,8 @@ def test_update_stops_at_a_bad_pair_like_dict_update(store):
             yield b"k%d" % i, b"v"
         yield "not bytes", b"v"
 
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="key must be bytes"):
         store.update(pairs())
-    reference = {}
-    with pytest.raises(TypeError):
-        reference.update(pairs())
-        raise TypeError  # a dict accepts str keys; the store does not
+    # Like dict.update(), the pairs before the bad one were written.
     assert store[b"k29999"] == b"v"
     assert len(store) == 30_000

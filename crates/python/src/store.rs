@@ -373,9 +373,9 @@ impl NativeStore {
                 }
                 Ok(())
             });
-            let encoded = (|| -> PyResult<usize> {
+            let (mut keys, mut vals) = (Batch::default(), Batch::default());
+            let mut encoded = (|| -> PyResult<usize> {
                 let mut n = 0;
-                let (mut keys, mut vals) = (Batch::default(), Batch::default());
                 for item in pairs.try_iter()? {
                     let item = item?;
                     let pair = item.cast::<PyTuple>().ok().filter(|t| t.len() == 2);
@@ -402,11 +402,14 @@ impl NativeStore {
                         return Ok(n); // the worker failed; its error is reported below
                     }
                 }
-                if !keys.ends.is_empty() {
-                    pipeline::send(py, &tx, (keys, vals));
-                }
                 Ok(n)
             })();
+            // Pairs before a bad one are written, as dict.update() would.
+            if !keys.ends.is_empty() && !pipeline::send(py, &tx, (keys, vals)) && encoded.is_ok() {
+                encoded = Err(pyo3::exceptions::PyRuntimeError::new_err(
+                    "write thread stopped",
+                ));
+            }
             drop(tx);
             let written = py.detach(|| worker.join());
             let written = written
