@@ -417,72 +417,17 @@ impl Index {
     pub fn bytes_on_disk(&self) -> u64 {
         (DIR_HEADER + DIR_LEN * 8) as u64 + self.parts.iter().map(|p| p.file_len()).sum::<u64>()
     }
-
-    /// Number of live slots (keys and tombstones) over all partitions.
-    pub fn live_slot_count(&self) -> u64 {
-        self.parts
-            .iter()
-            .map(|p| p.live_locs().count() as u64)
-            .sum()
-    }
-
-    /// Check each partition's `used` count and that every live slot sits
-    /// in a partition the directory sends its key to.
-    pub fn check(&self) -> Result<()> {
-        for (pos, part) in self.parts.iter().enumerate() {
-            let mut used = 0;
-            for i in 0..part.capacity() as usize {
-                let s = part.slot(i);
-                if s == EMPTY {
-                    continue;
-                }
-                used += 1;
-                if s != DELETED && self.writable {
-                    let e = part.side(i) as usize;
-                    if self.dir[e] as usize != pos {
-                        return Err(Error::corrupt(
-                            &part.path,
-                            i as u64,
-                            "slot in the wrong partition",
-                        ));
-                    }
-                }
-            }
-            if self.writable && used != part.used() {
-                return Err(Error::corrupt(
-                    &part.path,
-                    32,
-                    "used-slot count does not match the slots",
-                ));
-            }
-        }
-        Ok(())
-    }
 }
 
-/// Copy every live slot of `old` into the table `dest(dir)` chooses,
-/// prefetching destinations a window ahead (they are random lines of a
-/// table larger than the L1 cache). Returns the number of slots copied.
+/// Copy every live slot of `old` into the table `dest(dir)` chooses.
+/// Slots are placed in tag order: a slot's home group grows with its tag,
+/// so the new table is written front to back instead of at random, which
+/// keeps the (frequent, 1.1x) growth steps cheap. Returns the slot count.
 fn rehash_into<'a>(old: &Partition, dest: impl Fn(u16) -> &'a Partition) -> u64 {
-    const WINDOW: usize = 16;
-    let mut buf = [(0u64, 0u16); WINDOW];
-    let mut n = 0;
-    let mut copied = 0;
-    let drain = |buf: &[(u64, u16)]| {
-        for &(slot, dir) in buf {
-            dest(dir).place(slot, dir);
-        }
-    };
-    for (slot, dir) in old.live_slots() {
-        dest(dir).prefetch_home(slot);
-        buf[n] = (slot, dir);
-        n += 1;
-        copied += 1;
-        if n == WINDOW {
-            drain(&buf);
-            n = 0;
-        }
+    let mut live: Vec<(u64, u16)> = old.live_slots().collect();
+    live.sort_unstable_by_key(|&(slot, _)| slot);
+    for &(slot, dir) in &live {
+        dest(dir).place(slot, dir);
     }
-    drain(&buf[..n]);
-    copied
+    live.len() as u64
 }

@@ -308,15 +308,6 @@ impl Partition {
         }
     }
 
-    /// Ask the CPU to start loading the home group `slot` will go to.
-    #[inline]
-    pub fn prefetch_home(&self, slot: u64) {
-        let (home, _) = sequence(slot_tag(slot), self.groups());
-        let p = self.slot_ref(home as usize * GROUP_SLOTS) as *const AtomicU64 as *const u8;
-        crate::prefetch::read(p);
-        crate::prefetch::read(p.wrapping_add(64));
-    }
-
     /// The first empty or deleted slot at or after slot `i` on the probe
     /// sequence of `tag` (which must pass through `i`).
     pub fn next_free(&self, tag: u32, i: usize) -> Option<usize> {
@@ -392,12 +383,5 @@ impl Partition {
             let s = self.slot(i);
             (s != EMPTY && s != DELETED).then(|| (s, self.side(i)))
         })
-    }
-
-    /// Every live slot's value (readers: the side array is not needed).
-    pub fn live_locs(&self) -> impl Iterator<Item = u64> + '_ {
-        (0..self.capacity() as usize)
-            .map(move |i| self.slot(i))
-            .filter(|&s| s != EMPTY && s != DELETED)
     }
 }

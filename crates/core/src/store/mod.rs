@@ -175,7 +175,7 @@ impl Store {
                     garbage: commit.garbage,
                 },
                 block_seq: commit.block_seq,
-                flush_at: (opts.memory_budget / 4).clamp(64 << 10, 2 << 20) as usize,
+                flush_at: (opts.memory_budget / 4).clamp(64 << 10, 512 << 10) as usize,
                 compact_threshold: opts.compact_threshold,
                 mutations: 0,
                 dirty: false,
