@@ -1,10 +1,11 @@
 //! The index of one generation: a directory of 2^16 entries pointing at
 //! partitions (extendible hashing), each partition a table in its own file.
 //!
-//! Growth never stops the world: a full partition is rewritten alone into a
-//! new file ~1.1x larger (load stays between 0.85 and 0.94, so the index
-//! costs ~10.6 bytes per key on disk), and a partition past
-//! [`MAX_BUCKETS`] splits in two by one more directory bit. Either way at
+//! Growth never stops the world: a full partition (94% load) is rewritten
+//! alone into a new file 1.09x-1.2x larger (its own step, see [`jitter`]),
+//! so the load stays between 0.78 and 0.94 and the index costs about 11.5
+//! bytes per key on disk; a partition past its split size (at most
+//! [`MAX_BUCKETS`]) splits in two by one more directory bit. Either way at
 //! most a few MiB move at once, whatever the size of the store.
 //!
 //! Readers map the partitions the directory names when they open (holding
@@ -37,7 +38,28 @@ const DIR_HEADER: usize = 64;
 pub const MAX_BUCKETS: u64 = 1 << 15;
 const INITIAL_BUCKETS: u64 = 8;
 const MAX_LOAD: f64 = 0.94;
-const TARGET_LOAD: f64 = 0.85;
+
+/// A number in [0, 1) fixed by a partition id.
+///
+/// Keys spread evenly, so partitions fill at the same pace; with one
+/// threshold for all they would grow (and split) within a few writes of each
+/// other, hundreds at once. Each partition instead takes its own growth
+/// step and split size from its id, which spreads that work out.
+fn jitter(id: u64, salt: u64) -> f64 {
+    let h = xxhash_rust::xxh3::xxh3_64_with_seed(&id.to_le_bytes(), salt);
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Load a new partition is sized for: 0.78..0.86, so growth steps are
+/// 1.09x..1.2x.
+fn target_load(id: u64) -> f64 {
+    0.78 + 0.08 * jitter(id, 1)
+}
+
+/// Bucket count past which a partition splits instead of growing.
+fn split_buckets(id: u64) -> u64 {
+    (MAX_BUCKETS as f64 * (0.55 + 0.45 * jitter(id, 2))) as u64
+}
 
 /// A probe's result with where it was made: valid for placing the key
 /// later as long as the partition has not been replaced since.
@@ -331,8 +353,8 @@ impl Index {
         // `used` counts deleted slots too: at worst the new table is a
         // little roomier than it needs to be.
         let live = old.used();
-        let want = ((live as f64 / TARGET_LOAD) / BUCKET_SLOTS as f64).ceil() as u64;
-        if want > MAX_BUCKETS && old.depth < DIR_BITS {
+        let want = ((live as f64 / target_load(self.next_id)) / BUCKET_SLOTS as f64).ceil() as u64;
+        if want > split_buckets(old.id) && old.depth < DIR_BITS {
             return self.split(p, &old);
         }
         let nbuckets = want.max(old.nbuckets + 1);
@@ -350,7 +372,8 @@ impl Index {
         });
         let mut halves = Vec::with_capacity(2);
         for (half, &count) in counts.iter().enumerate() {
-            let nb = ((count as f64 / TARGET_LOAD) / BUCKET_SLOTS as f64).ceil() as u64;
+            let nb =
+                ((count as f64 / target_load(self.next_id)) / BUCKET_SLOTS as f64).ceil() as u64;
             halves.push((
                 self.new_partition(nb.max(INITIAL_BUCKETS), old.depth + 1)?,
                 Some(half as u16),
