@@ -102,7 +102,25 @@ impl Segment {
     fn append(&self, data: &[u8]) -> Result<u64> {
         let at = self.len();
         self.file.write_all_at(data, at).at(&self.path)?;
-        self.len.store(at + data.len() as u64, Ordering::Release);
+        let end = at + data.len() as u64;
+        self.len.store(end, Ordering::Release);
+        // Start writing each finished 8 MiB of the log to disk now, without
+        // waiting for it: a bulk load then never piles up enough dirty pages
+        // for the kernel to stall the writer (and commits have less to sync).
+        const CHUNK: u64 = 8 << 20;
+        if at / CHUNK != end / CHUNK {
+            let start = (end / CHUNK - 1) * CHUNK;
+            // SAFETY: a plain syscall on our own descriptor; failure only
+            // means writeback starts later, so the result is ignored.
+            unsafe {
+                libc::sync_file_range(
+                    std::os::unix::io::AsRawFd::as_raw_fd(&self.file),
+                    start as libc::off64_t,
+                    CHUNK as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+        }
         Ok(at)
     }
 

@@ -35,7 +35,7 @@ use std::sync::Arc;
 const DIR_MAGIC: &[u8; 8] = b"VDDIR001";
 const DIR_HEADER: usize = 64;
 /// A partition grows until it holds this many buckets, then splits.
-pub const MAX_BUCKETS: u64 = 1 << 15;
+pub const MAX_BUCKETS: u64 = 1 << 14;
 const INITIAL_BUCKETS: u64 = 8;
 const MAX_LOAD: f64 = 0.94;
 

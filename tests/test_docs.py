@@ -1,0 +1,29 @@
+"""The examples in docstrings and in the README run and give what they show."""
+
+import doctest
+import re
+from pathlib import Path
+
+import vastdict
+import vastdict._size
+import vastdict._store
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_docstring_examples():
+    for module in (vastdict, vastdict._store, vastdict._size):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted > 0, f"{module.__name__} has no examples"
+        assert result.failed == 0, f"{module.__name__}: {result.failed} examples failed"
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert blocks, "README has no Python example"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(blocks[0], namespace)  # the quick example, creating urls.vd in tmp_path
+    s = namespace["s"]
+    assert s["https://example.org"] == 404
+    assert s.get_many(["https://example.com", "x"]) == [200, None]
