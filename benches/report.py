@@ -138,6 +138,18 @@ def bars_section(rates: dict, growth: dict | None) -> list[str]:
         "|---|---|---|",
         *rows,
         "",
+        "Notes:",
+        "- lmdb's fastest bulk path needs sorted input; the input file is unsorted, so its",
+        "  build is shown both as the `putmulti` alone and with the sort it needs (the issue's",
+        "  anchor of 0.29M pairs/s matches the latter). vastdict needs no sort.",
+        "- `get_many` is bounded by the Python side: reading 1M key objects and creating 1M",
+        "  value objects on the calling thread, while a second thread does the lookups. The",
+        "  engine alone does batch lookups at 7-10M/s on this machine",
+        "  (`cargo run --release --example put_speed -- 4000000`).",
+        "- The host is shared: the same store moved by up to 40% between rounds of one run",
+        "  (min-max in the table below) with no other process in the machine using CPU, so",
+        "  ratios inside one run are the figures to trust.",
+        "",
     ]
 
 

@@ -92,6 +92,13 @@ def cpu_busy_ticks() -> int:
     return sum(vals) - vals[3] - vals[4]  # minus idle and iowait
 
 
+def steal_ticks() -> int:
+    """CPU time the hypervisor gave to other guests (invisible otherwise)."""
+    with open("/proc/stat") as f:
+        parts = f.readline().split()[1:]
+    return int(parts[7]) if len(parts) > 7 else 0
+
+
 def own_ticks() -> int:
     t = os.times()
     return round(
@@ -104,6 +111,7 @@ class Phase:
 
     def __enter__(self):
         self.busy, self.own, self.t = cpu_busy_ticks(), own_ticks(), time.perf_counter()
+        self.steal0 = steal_ticks()
         return self
 
     def __exit__(self, *exc):
@@ -111,6 +119,7 @@ class Phase:
         hz = os.sysconf("SC_CLK_TCK")
         other = (cpu_busy_ticks() - self.busy) - (own_ticks() - self.own)
         self.other_cpu = max(0.0, other / hz)
+        self.steal = (steal_ticks() - self.steal0) / hz
 
 
 def disk_bytes(path: Path) -> int:
@@ -229,6 +238,7 @@ def run_child(kind: str, data: Path, work: Path) -> dict:
         for k in queries:
             get(k)
     out["get_loop_s"], out["get_other_cpu"] = p.seconds, p.other_cpu
+    out["get_steal"] = p.steal
     out["queries"] = len(queries)
     out["disk_bytes"] = disk_bytes(target) if kind != "dict" else 0
     out["peak_rss"] = status("VmHWM")
