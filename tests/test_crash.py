@@ -41,7 +41,7 @@ def check_prefix(path, reported):
 
 def test_sigkill_at_random_moments_keeps_a_prefix_of_commits(tmp_path):
     path = tmp_path / "store"
-    rng = random.Random(20261121)
+    rng = random.Random(int(os.environ.get("VASTDICT_CRASH_SEED", "20261121")))
     reported = -1
     pythonpath = str(WRITER.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")
     env = dict(os.environ, PYTHONPATH=pythonpath)

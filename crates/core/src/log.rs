@@ -196,17 +196,22 @@ impl Log {
             ));
         }
         let p = segment_path(&self.dir, n);
+        // Written under a temporary name and renamed: a crash leaves either
+        // no segment or one with its whole header, never an empty file.
+        let tmp = p.with_extension("log.tmp");
         let f = OpenOptions::new()
             .write(true)
-            .create_new(true)
-            .open(&p)
-            .at(&p)?;
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .at(&tmp)?;
         let mut head = [0u8; SEGMENT_HEADER as usize];
         head[..8].copy_from_slice(SEGMENT_MAGIC);
         head[8..12].copy_from_slice(&(self.generation as u32).to_le_bytes());
         head[12..16].copy_from_slice(&(n as u32).to_le_bytes());
-        f.write_all_at(&head, 0).at(&p)?;
-        f.sync_all().at(&p)?;
+        f.write_all_at(&head, 0).at(&tmp)?;
+        f.sync_all().at(&tmp)?;
+        std::fs::rename(&tmp, &p).at(&p)?;
         crate::files::sync_dir(&self.dir)?;
         self.segments.push(Arc::new(Segment::open(
             &p,

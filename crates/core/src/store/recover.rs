@@ -70,6 +70,12 @@ pub fn rebuild(
     let mut n = 0;
     while segment_path(&old_dir, n).exists() {
         let (from, to) = (segment_path(&old_dir, n), segment_path(&new_dir, n));
+        let len = std::fs::metadata(&from).at(&from)?.len();
+        let is_last = !segment_path(&old_dir, n + 1).exists();
+        if is_last && n > 0 && len < crate::log::SEGMENT_HEADER {
+            // A segment whose creation was cut short holds no data.
+            break;
+        }
         std::fs::hard_link(&from, &to).at(&to)?;
         n += 1;
     }
