@@ -146,6 +146,8 @@ def bars_section(rates: dict, growth: dict | None) -> list[str]:
         "  value objects on the calling thread, while a second thread does the lookups. The",
         "  engine alone does batch lookups at 7-10M/s on this machine",
         "  (`cargo run --release --example put_speed -- 4000000`).",
+        "- sqlite3's disk figure from runs before its `-wal` file was counted (the 10M run",
+        "  below) covers the main database file only, so it understates sqlite3.",
         "- The host is shared: the same store moved by up to 40% between rounds of one run",
         "  (min-max in the table below) with no other process in the machine using CPU, so",
         "  ratios inside one run are the figures to trust.",

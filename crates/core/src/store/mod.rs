@@ -144,13 +144,7 @@ impl Store {
             Self::create_files(path, opts)?;
         }
         let manifest = Manifest::open(&manifest_path, true)?;
-        check_codec(path, "key", &manifest.header.key_codec, &opts.key_codec)?;
-        check_codec(
-            path,
-            "value",
-            &manifest.header.value_codec,
-            &opts.value_codec,
-        )?;
+        check_codecs(path, &manifest.header, opts)?;
         let (mut commit, mut slot) = manifest.latest()?;
         if commit.writer_active() {
             (commit, slot) = recover::rebuild(path, &manifest, commit, slot)?;
@@ -208,13 +202,7 @@ impl Store {
             return Err(Error::NotFound(path.to_path_buf()));
         }
         let manifest = Manifest::open(&manifest_path, false)?;
-        check_codec(path, "key", &manifest.header.key_codec, &opts.key_codec)?;
-        check_codec(
-            path,
-            "value",
-            &manifest.header.value_codec,
-            &opts.value_codec,
-        )?;
+        check_codecs(path, &manifest.header, opts)?;
         let (commit, _) = manifest.latest()?;
         if commit.writer_active() {
             recover::recover_if_abandoned(path)?;
@@ -732,6 +720,12 @@ impl Drop for Store {
         // and leaves the store marked clean so the next open is fast.
         let _ = self.finish(false);
     }
+}
+
+/// The codecs asked for must be the ones the store was created with.
+fn check_codecs(path: &Path, header: &Header, opts: &Options) -> Result<()> {
+    check_codec(path, "key", &header.key_codec, &opts.key_codec)?;
+    check_codec(path, "value", &header.value_codec, &opts.value_codec)
 }
 
 fn check_codec(path: &Path, what: &str, stored: &str, asked: &Option<String>) -> Result<()> {
