@@ -124,9 +124,13 @@ pub fn write_block(
         gen.log.add_segment()?;
     }
     let at = gen.log.end();
-    resolve(pending, gen, at, counters)?;
+    // Counted on a copy: if the block cannot be written (a full disk), the
+    // staged writes stay staged and nothing has changed.
+    let mut after = *counters;
+    resolve(pending, gen, at, &mut after)?;
+    let written = gen.log.append(pending.seal(*seq + 1, flags))?;
     *seq += 1;
-    let written = gen.log.append(pending.seal(*seq, flags))?;
+    *counters = after;
     if written != at {
         return Err(Error::Invalid(
             "internal error: block landed off its planned location".into(),

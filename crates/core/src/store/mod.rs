@@ -98,6 +98,10 @@ struct Writer {
     mutations: u64,
     /// Changes exist since the last commit.
     dirty: bool,
+    /// Set when a write failed at a point where the index and the log may
+    /// disagree (or a sync failed): every later call refuses, and the next
+    /// open rebuilds the index from the log.
+    poisoned: Option<String>,
 }
 
 /// An open store.
@@ -173,6 +177,7 @@ impl Store {
                 compact_threshold: opts.compact_threshold,
                 mutations: 0,
                 dirty: false,
+                poisoned: None,
             }),
         };
         store.remove_old_generations()?;
@@ -277,7 +282,22 @@ impl Store {
     }
 
     fn writer(&mut self) -> Result<&mut Writer> {
-        self.writer.as_mut().ok_or(Error::ReadOnly)
+        let w = self.writer.as_mut().ok_or(Error::ReadOnly)?;
+        match &w.poisoned {
+            Some(why) => Err(Error::Invalid(format!(
+                "an earlier write failed ({why}); close this handle and open the store again (committed data is safe)"
+            ))),
+            None => Ok(w),
+        }
+    }
+
+    /// Run `f`; if it fails, refuse every later call on this handle.
+    fn or_poison<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let r = f(self);
+        if let (Err(e), Some(w)) = (&r, self.writer.as_mut()) {
+            w.poisoned.get_or_insert_with(|| e.to_string());
+        }
+        r
     }
 
     /// Locations at or past this are not in this handle's snapshot.
@@ -521,6 +541,17 @@ impl Store {
     }
 
     fn flush(&mut self, flags: u32) -> Result<()> {
+        self.writer()?;
+        let before = self.gen.log.end();
+        let r = self.flush_unchecked(flags);
+        if r.is_err() && self.gen.log.end() != before {
+            // The block is in the log but its slots may be half set.
+            return self.or_poison(|_| r);
+        }
+        r
+    }
+
+    fn flush_unchecked(&mut self, flags: u32) -> Result<()> {
         let w = self.writer.as_mut().ok_or(Error::ReadOnly)?;
         if let Some(at) = generation::write_block(
             &mut w.pending,
@@ -560,8 +591,10 @@ impl Store {
             return Ok(false);
         }
         self.flush(FLAG_COMMIT)?;
-        self.gen.log.sync()?;
-        self.publish(FLAG_WRITER_ACTIVE)?;
+        // After a failed fsync the kernel may have dropped the data it
+        // could not write; retrying would report success falsely.
+        self.or_poison(|s| s.gen.log.sync())?;
+        self.or_poison(|s| s.publish(FLAG_WRITER_ACTIVE))?;
         let w = self.writer()?;
         w.spilled.clear();
         w.dirty = false;
@@ -607,8 +640,9 @@ impl Store {
             }
         }
         if !spilled.is_empty() {
-            // Recovery must not count the rolled-back blocks into the next commit.
-            self.flush(FLAG_ABORT)?;
+            // Recovery must not count the rolled-back blocks into the next
+            // commit; if that cannot be recorded, no later commit may happen.
+            self.or_poison(|s| s.flush_unchecked(FLAG_ABORT))?;
         }
         let committed = self.commit;
         let w = self.writer()?;
@@ -629,10 +663,21 @@ impl Store {
         if self.writer.is_none() {
             return Ok(());
         }
+        if self.writer.as_ref().is_some_and(|w| w.poisoned.is_some()) {
+            // Leave the store marked as being written: the next open
+            // rebuilds the index from the log.
+            self.writer = None;
+            return Ok(());
+        }
         if commit {
             self.commit()?;
-        } else {
-            self.rollback()?;
+        } else if let Err(e) = self.rollback() {
+            if self.writer.as_ref().is_some_and(|w| w.poisoned.is_none()) {
+                return Err(e);
+            }
+            // Poisoned: recovery at the next open drops what is uncommitted.
+            self.writer = None;
+            return Ok(());
         }
         self.flush(0)?;
         self.gen.log.sync()?;
