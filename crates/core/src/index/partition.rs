@@ -20,8 +20,8 @@
 //! Probing is double hashing over *groups* of 16 slots (two adjacent
 //! buckets, 128 bytes, which the CPU fetches together): the tag picks a home
 //! group and a step, and the number of groups is prime so every step visits
-//! every group. Linear probing would scan ~53 slots for a miss at 90% load
-//! (measured); this scans ~2 groups.
+//! every group. Linear probing would scan ~50 slots for a miss at 90% load
+//! (Knuth's ½(1 + 1/(1-α)²)); this scans about two groups.
 //! Slots are read and written as atomics: readers in other processes probe
 //! the live file while the one writer updates it. The writer never moves a
 //! slot inside a live file; growth writes a new file.
