@@ -105,15 +105,10 @@ impl NativeStore {
         Ok(batch)
     }
 
-    fn append_value(
-        &self,
-        py: Python<'_>,
-        out: &Bound<'_, PyList>,
-        v: Option<&[u8]>,
-    ) -> PyResult<()> {
+    fn value_or_none<'py>(&self, py: Python<'py>, v: Option<&[u8]>) -> PyResult<Bound<'py, PyAny>> {
         match v {
-            Some(v) => out.append(self.value_codec.decode(py, v)?),
-            None => out.append(py.None()),
+            Some(v) => self.value_codec.decode(py, v),
+            None => Ok(py.None().into_bound(py)),
         }
     }
 }
@@ -288,16 +283,16 @@ impl NativeStore {
         const CHUNK: usize = 8192;
         let g = self.read(py)?;
         let store = store!(g);
-        let out = PyList::empty(py);
+        let mut out: Vec<Bound<'py, PyAny>> = Vec::with_capacity(keys.len().unwrap_or(0));
         let mut iter = keys.try_iter()?;
         let mut chunk = self.next_chunk(&mut iter, CHUNK)?;
         if chunk.len() < CHUNK {
             // Small batch: no thread.
             let found = py.detach(|| store.get_many(&chunk.refs())).py_err(py)?;
             for v in found {
-                self.append_value(py, &out, v)?;
+                out.push(self.value_or_none(py, v)?);
             }
-            return Ok(out);
+            return PyList::new(py, out);
         }
         let (tx, rx_keys) = pipeline::channel::<Batch>();
         let (tx_found, rx) = pipeline::channel::<vastdict_core::Result<Vec<Option<RawSlice>>>>();
@@ -338,7 +333,7 @@ impl NativeStore {
                             // read guard `g` keeps mapped and unchanged.
                             let v =
                                 v.map(|RawSlice(p, n)| unsafe { std::slice::from_raw_parts(p, n) });
-                            self.append_value(py, &out, v)?;
+                            out.push(self.value_or_none(py, v)?);
                         }
                     }
                     if last {
@@ -350,7 +345,7 @@ impl NativeStore {
             result
         })?;
         drop(g);
-        Ok(out)
+        PyList::new(py, out)
     }
 
     /// Write many pairs in one call (an iterable of (key, value)). This
