@@ -155,6 +155,11 @@ impl Log {
         1 << self.seg_bits
     }
 
+    /// Largest block payload a segment can hold.
+    pub fn max_payload(&self) -> usize {
+        (self.segment_size() - SEGMENT_HEADER) as usize - crate::record::BLOCK_HEADER
+    }
+
     pub fn max_segments(seg_bits: u32) -> u64 {
         1 << (LOC_BITS - seg_bits)
     }

@@ -60,12 +60,54 @@ fn mode(flag: &str) -> PyResult<Mode> {
     })
 }
 
+macro_rules! store {
+    ($guard:expr) => {
+        match $guard.as_ref() {
+            Some(s) => s,
+            None => unreachable!("guard checked for an open store"),
+        }
+    };
+}
+
+macro_rules! store_mut {
+    ($guard:expr) => {
+        match $guard.as_mut() {
+            Some(s) => s,
+            None => unreachable!("guard checked for an open store"),
+        }
+    };
+}
+
 impl NativeStore {
     fn check_process(&self, py: Python<'_>) -> PyResult<()> {
         if self.writable && FORK_EPOCH.load(Ordering::Relaxed) != self.epoch {
             return Err(forked(py));
         }
         Ok(())
+    }
+
+    /// In a forked child, drop this handle's copy of the parent's writer
+    /// without running its close (which would write to the parent's
+    /// store). Returns whether it did.
+    fn forget_forked_writer(&self) -> bool {
+        if !self.writable || FORK_EPOCH.load(Ordering::Relaxed) == self.epoch {
+            return false;
+        }
+        if let Some(s) = self.inner.write().take() {
+            std::mem::forget(s);
+        }
+        true
+    }
+
+    /// Run `f` on the store under its write lock, with the GIL released.
+    fn detached(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut Store) -> vastdict_core::Result<()> + Send,
+    ) -> PyResult<()> {
+        let mut g = self.write(py)?;
+        let s = store_mut!(g);
+        py.detach(|| f(s)).py_err(py)
     }
 
     fn read<'a>(&'a self, py: Python<'_>) -> PyResult<RwLockReadGuard<'a, Option<Store>>> {
@@ -111,24 +153,6 @@ impl NativeStore {
             None => Ok(py.None().into_bound(py)),
         }
     }
-}
-
-macro_rules! store {
-    ($guard:expr) => {
-        match $guard.as_ref() {
-            Some(s) => s,
-            None => unreachable!("guard checked for an open store"),
-        }
-    };
-}
-
-macro_rules! store_mut {
-    ($guard:expr) => {
-        match $guard.as_mut() {
-            Some(s) => s,
-            None => unreachable!("guard checked for an open store"),
-        }
-    };
 }
 
 #[pymethods]
@@ -419,40 +443,28 @@ impl NativeStore {
 
     /// Make all changes durable. Returns once they are on disk.
     fn commit(&self, py: Python<'_>) -> PyResult<()> {
-        let mut g = self.write(py)?;
-        let s = store_mut!(g);
-        py.detach(|| s.commit()).py_err(py)
+        self.detached(py, Store::commit)
     }
 
     /// Drop all changes since the last commit.
     fn rollback(&self, py: Python<'_>) -> PyResult<()> {
-        let mut g = self.write(py)?;
-        let s = store_mut!(g);
-        py.detach(|| s.rollback()).py_err(py)
+        self.detached(py, Store::rollback)
     }
 
     /// Move a read-only handle to the newest commit.
     fn refresh(&self, py: Python<'_>) -> PyResult<()> {
-        let mut g = self.write(py)?;
-        let s = store_mut!(g);
-        py.detach(|| s.refresh()).py_err(py)
+        self.detached(py, Store::refresh)
     }
 
     /// Rewrite the store without garbage.
     fn compact(&self, py: Python<'_>) -> PyResult<()> {
-        let mut g = self.write(py)?;
-        let s = store_mut!(g);
-        py.detach(|| s.compact()).py_err(py)
+        self.detached(py, Store::compact)
     }
 
     /// Close; `commit` decides whether pending changes are kept.
     #[pyo3(signature = (commit=true))]
     fn close(&self, py: Python<'_>, commit: bool) -> PyResult<()> {
-        if self.writable && FORK_EPOCH.load(Ordering::Relaxed) != self.epoch {
-            // The parent owns this writer: forget it here without writing.
-            if let Some(s) = self.inner.write().take() {
-                std::mem::forget(s);
-            }
+        if self.forget_forked_writer() {
             return Ok(());
         }
         let taken = match self.inner.try_write() {
@@ -540,11 +552,6 @@ impl NativeStore {
 
 impl Drop for NativeStore {
     fn drop(&mut self) {
-        if self.writable && FORK_EPOCH.load(Ordering::Relaxed) != self.epoch {
-            // Never let a forked child's copy of a writer touch the files.
-            if let Some(s) = self.inner.get_mut().take() {
-                std::mem::forget(s);
-            }
-        }
+        self.forget_forked_writer();
     }
 }

@@ -7,7 +7,7 @@
 //! its files are durable; a crash before that leaves the old generation in
 //! place and an orphan that the next writer deletes.
 
-use super::generation::{write_block, Counters, Generation, MAX_RECORD_OVERHEAD};
+use super::generation::{write_block, Counters, Generation};
 use super::pending::Pending;
 use super::Store;
 use crate::error::{Error, Result};
@@ -36,10 +36,7 @@ impl Store {
         let mut pending = Pending::default();
         let mut seq = w.block_seq;
         let mut counters = Counters::default();
-        let room = (new.log.segment_size() as usize
-            - crate::log::SEGMENT_HEADER as usize
-            - crate::record::BLOCK_HEADER)
-            .min(w.flush_at);
+        let room = new.log.max_payload().min(w.flush_at);
         let old = &self.gen;
         let limit = self.commit.committed_end;
         let (_, end) = scan_blocks(&old.log, None, |block| {
@@ -52,8 +49,7 @@ impl Store {
                 if !matches!(old.index.probe(h, |l| Ok(l == loc))?.1, Probe::Found(..)) {
                     continue;
                 }
-                if pending.staged_bytes() + (pending.len() + 1) * MAX_RECORD_OVERHEAD + r.len > room
-                {
+                if !pending.fits(r.len, room) {
                     write_block(&mut pending, &mut new, &mut seq, 0, &mut counters)?;
                 }
                 pending.stage(h, r.key, Some(value));

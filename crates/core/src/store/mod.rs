@@ -510,10 +510,7 @@ impl Store {
     fn write_hashed(&mut self, h: KeyHash, key: &[u8], value: Option<&[u8]>) -> Result<bool> {
         self.writer()?;
         let item = key.len() + value.map_or(0, <[u8]>::len);
-        let room = self.gen.log.segment_size() as usize
-            - crate::log::SEGMENT_HEADER as usize
-            - BLOCK_HEADER
-            - MAX_RECORD_OVERHEAD;
+        let room = self.gen.log.max_payload() - MAX_RECORD_OVERHEAD;
         if key.len() > MAX_ITEM || value.is_some_and(|v| v.len() > MAX_ITEM) || item > room {
             return Err(Error::Invalid(format!(
                 "a key or value is too large: each is limited to {} MiB, and key plus value to the log segment size ({} bytes here)",
@@ -527,7 +524,7 @@ impl Store {
             return Ok(false);
         }
         let w = self.writer.as_ref().ok_or(Error::ReadOnly)?;
-        if w.pending.staged_bytes() + (w.pending.len() + 1) * MAX_RECORD_OVERHEAD + item > room {
+        if !w.pending.fits(item, room) {
             self.flush(0)?;
         }
         let w = self.writer.as_mut().ok_or(Error::ReadOnly)?;
@@ -664,21 +661,22 @@ impl Store {
             return Ok(());
         }
         if self.writer.as_ref().is_some_and(|w| w.poisoned.is_some()) {
+            self.writer = None;
+            return Ok(());
+        }
+        let ended = if commit {
+            self.commit()
+        } else {
+            self.rollback()
+        };
+        let poisoned = self.writer.as_ref().is_some_and(|w| w.poisoned.is_some());
+        if poisoned {
             // Leave the store marked as being written: the next open
-            // rebuilds the index from the log.
+            // rebuilds the index from the log and drops what is uncommitted.
             self.writer = None;
-            return Ok(());
+            return if commit { ended } else { Ok(()) };
         }
-        if commit {
-            self.commit()?;
-        } else if let Err(e) = self.rollback() {
-            if self.writer.as_ref().is_some_and(|w| w.poisoned.is_none()) {
-                return Err(e);
-            }
-            // Poisoned: recovery at the next open drops what is uncommitted.
-            self.writer = None;
-            return Ok(());
-        }
+        ended?;
         self.flush(0)?;
         self.gen.log.sync()?;
         self.publish(0)?;

@@ -63,6 +63,14 @@ impl Pending {
         self.staging.len()
     }
 
+    /// Whether one more write of `item` bytes (key plus value) keeps the
+    /// block's payload within `limit`, counting each record's framing at
+    /// its largest.
+    pub fn fits(&self, item: usize, limit: usize) -> bool {
+        self.staged_bytes() + (self.len() + 1) * super::generation::MAX_RECORD_OVERHEAD + item
+            <= limit
+    }
+
     /// Bytes of anonymous memory held.
     pub fn resident(&self) -> usize {
         self.staging.capacity()
