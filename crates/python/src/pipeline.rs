@@ -37,6 +37,39 @@ impl Batch {
     }
 }
 
+/// Values found by a batch lookup, copied into one buffer; `None` where
+/// the key is missing.
+#[derive(Default)]
+pub struct Found {
+    values: Batch,
+    present: Vec<bool>,
+}
+
+impl Found {
+    pub fn collect(vals: &[Option<&[u8]>]) -> Self {
+        let mut found = Found {
+            values: Batch {
+                bytes: Vec::with_capacity(vals.iter().flatten().map(|v| v.len()).sum()),
+                ends: Vec::with_capacity(vals.len()),
+            },
+            present: Vec::with_capacity(vals.len()),
+        };
+        for v in vals {
+            found.values.push(v.unwrap_or_default());
+            found.present.push(v.is_some());
+        }
+        found
+    }
+
+    pub fn len(&self) -> usize {
+        self.present.len()
+    }
+
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        self.present[i].then(|| self.values.get(i))
+    }
+}
+
 /// Send without holding the GIL while the channel is full.
 pub fn send<T: Send>(py: Python<'_>, tx: &SyncSender<T>, item: T) -> bool {
     match tx.try_send(item) {
