@@ -50,6 +50,19 @@ class InvalidError(Error, ValueError):
     """A request the store cannot carry out (a key or value over 256 MiB, for instance)."""
 
 
+class InputError(Error, ValueError):
+    """A line of a build's input file cannot be read as a pair.
+
+    ``path`` and ``line`` (1-based) say where. Fix the line, or build with
+    ``errors="skip"`` to skip and count bad lines.
+    """
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None):
+        super().__init__(message)
+        self.path = path
+        self.line = line
+
+
 class DiskFullError(Error, OSError):
     """The disk is full. Committed data is intact; free space and commit again."""
 

@@ -36,6 +36,16 @@ pub enum Error {
     /// The disk is full; committed data is intact.
     #[error("{path}: no space left on the device; free some space, then commit again (committed data is intact)")]
     DiskFull { path: PathBuf },
+    /// A line of an input file cannot be read as a pair.
+    #[error("{}:{line}: {reason}; fix the line, or pass errors=\"skip\" to skip bad lines", path.display())]
+    Input {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
+    /// A long operation (a build) was stopped through its cancel flag.
+    #[error("interrupted; nothing was written")]
+    Interrupted,
     /// Any other operating-system error, with the file it happened on.
     #[error("{path}: {source}")]
     Io {

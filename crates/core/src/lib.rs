@@ -16,6 +16,7 @@
 
 pub mod error;
 pub mod files;
+pub mod frozen;
 pub mod hash;
 pub mod index;
 pub mod log;

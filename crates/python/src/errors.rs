@@ -33,6 +33,12 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::Format { .. } => raise(py, "FormatError", (msg,)),
         Error::Invalid(_) => raise(py, "InvalidError", (msg,)),
         Error::DiskFull { .. } => raise(py, "DiskFullError", (msg,)),
+        Error::Input { path, line, .. } => raise(
+            py,
+            "InputError",
+            (msg, path.to_string_lossy().into_owned(), line),
+        ),
+        Error::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(msg),
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::OutOfMemory => {
             PyMemoryError::new_err(msg)
         }

@@ -1,0 +1,58 @@
+//! Engine-only timing of a frozen build from a TSV file and of lookups:
+//! `cargo run --release --example frozen_speed -- INPUT.tsv OUT [BUDGET_MIB]`
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+use vastdict_core::frozen::{add_file, BuildOptions, Builder, FileFormat, FileSource, Frozen};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let (Some(input), Some(out)) = (args.next(), args.next()) else {
+        return Err("usage: frozen_speed INPUT.tsv OUT [BUDGET_MIB]".into());
+    };
+    let budget: u64 = args.next().map_or(Ok(2048), |b| b.parse())?;
+    let opts = BuildOptions {
+        memory_budget: budget << 20,
+        ..BuildOptions::default()
+    };
+    let t = Instant::now();
+    let mut b = Builder::new(out.as_ref(), opts)?;
+    let src = FileSource::new(input.as_ref(), FileFormat::Tsv);
+    let stats = add_file(&mut b, &src, &AtomicU64::new(0))?;
+    let parsed = t.elapsed().as_secs_f64();
+    let h = b.finish()?;
+    let dt = t.elapsed().as_secs_f64();
+    println!(
+        "build {} pairs in {dt:.2}s ({:.2}M/s; parse {parsed:.2}s), {:.1} B/pair on disk (raw {:.1})",
+        stats.pairs,
+        stats.pairs as f64 / dt / 1e6,
+        h.file_len() as f64 / h.len as f64,
+        h.raw_bytes as f64 / h.len as f64,
+    );
+    let f = Frozen::open(out.as_ref())?;
+    let text = std::fs::read(&input)?;
+    let keys: Vec<&[u8]> = text
+        .split(|&c| c == b'\n')
+        .filter_map(|l| l.split(|&c| c == b'\t').next())
+        .filter(|k| !k.is_empty())
+        .collect();
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let owned: Vec<Vec<u8>> = (0..1_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            keys[(x % keys.len() as u64) as usize].to_vec()
+        })
+        .collect();
+    let queries: Vec<&[u8]> = owned.iter().map(|k| &k[..]).collect();
+    for _ in 0..4 {
+        let t = Instant::now();
+        let mut found = 0;
+        for c in queries.chunks(8192) {
+            found += f.get_many(c)?.iter().flatten().count();
+        }
+        let dt = t.elapsed().as_secs_f64();
+        println!("get_many {:.2}M/s ({found} found)", 1e6 / dt / 1e6);
+    }
+    Ok(())
+}

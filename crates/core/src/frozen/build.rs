@@ -1,0 +1,401 @@
+//! Building a frozen file with bounded memory.
+//!
+//! Pairs are collected in an arena. If the arena stays within the memory
+//! budget, it is sorted by hash (in parallel) and written. Otherwise it is
+//! spilled to 256 partition files by the top bits of the hash, and each
+//! partition is sorted and written in turn. Duplicates are resolved after
+//! the sort, where equal keys sit next to each other in input order.
+//!
+//! Everything is written in a work directory next to the target and the
+//! finished file is renamed into place, so `path` only ever holds nothing,
+//! the old file, or the complete new one.
+
+use super::format::{self, Header};
+use super::spill::{Spill, PARTS};
+use super::writer::{SortedPairs, Writer};
+use crate::error::{Error, IoContext, Result};
+use crate::hash::KeyHash;
+use crate::record::{get_varint, put_varint, MAX_ITEM};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The seed every frozen file is built with (recorded in its header).
+pub const DEFAULT_SEED: u64 = 0x7661_7374_6469_6374;
+
+/// What a build does with a key that appears more than once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnDuplicate {
+    First,
+    #[default]
+    Last,
+    Error,
+}
+
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    pub key_codec: String,
+    pub value_codec: String,
+    /// Bytes the build may hold in memory (pairs, sort, buffers).
+    pub memory_budget: u64,
+    pub on_duplicate: OnDuplicate,
+    /// Set from another thread to stop the build (it then fails with
+    /// [`Error::Interrupted`] and leaves nothing behind).
+    pub cancel: Arc<AtomicBool>,
+    /// Pairs received so far, for progress displays.
+    pub received: Arc<AtomicU64>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            key_codec: "bytes".into(),
+            value_codec: "bytes".into(),
+            memory_budget: 2 << 30,
+            on_duplicate: OnDuplicate::Last,
+            cancel: Arc::default(),
+            received: Arc::default(),
+        }
+    }
+}
+
+/// Build `path` from an iterator of pairs (a convenience over [`Builder`]).
+pub fn build_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    path: &Path,
+    pairs: impl IntoIterator<Item = (K, V)>,
+    opts: &BuildOptions,
+) -> Result<Header> {
+    let mut b = Builder::new(path, opts.clone())?;
+    for (k, v) in pairs {
+        b.add(k.as_ref(), v.as_ref())?;
+    }
+    b.finish()
+}
+
+/// A directory removed (with its contents) when dropped.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Collects pairs and writes the frozen file on [`Builder::finish`].
+pub struct Builder {
+    path: PathBuf,
+    work: WorkDir,
+    opts: BuildOptions,
+    /// Records `klen varint | vlen varint | key | value`.
+    arena: Vec<u8>,
+    starts: Vec<u64>,
+    spill: Option<Spill>,
+    received: u64,
+}
+
+/// Bytes of memory per pair beyond its arena bytes (start + sort entry).
+const PER_PAIR: u64 = 24;
+
+impl Builder {
+    pub fn new(path: &Path, opts: BuildOptions) -> Result<Self> {
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if path.is_dir() {
+            return Err(Error::Invalid(format!(
+                "{}: is a directory; a frozen store is a single file, pick another path",
+                path.display()
+            )));
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "frozen".into());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let work = parent.join(format!(".{name}.build-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&work).at(&work)?;
+        Ok(Builder {
+            path: path.to_path_buf(),
+            work: WorkDir(work),
+            opts,
+            arena: Vec::new(),
+            starts: Vec::new(),
+            spill: None,
+            received: 0,
+        })
+    }
+
+    /// The work directory (removed when the builder is dropped).
+    pub fn work_dir(&self) -> &Path {
+        &self.work.0
+    }
+
+    fn check_cancel(&self) -> Result<()> {
+        if self.opts.cancel.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
+        Ok(())
+    }
+
+    /// Add one pair.
+    pub fn add(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        if key.len() > MAX_ITEM || value.len() > MAX_ITEM {
+            return Err(too_large(key.len().max(value.len())));
+        }
+        self.starts.push(self.arena.len() as u64);
+        put_varint(&mut self.arena, key.len() as u64);
+        put_varint(&mut self.arena, value.len() as u64);
+        self.arena.extend_from_slice(key);
+        self.arena.extend_from_slice(value);
+        self.received += 1;
+        if self.received.is_multiple_of(65536) {
+            self.opts.received.store(self.received, Ordering::Relaxed);
+            self.check_cancel()?;
+        }
+        if self.in_memory() > self.opts.memory_budget / 2 {
+            self.spill_now()?;
+        }
+        Ok(())
+    }
+
+    /// Add `count` pairs already encoded as `klen varint | vlen varint |
+    /// key | value` records (as the file parsers produce them).
+    pub fn add_encoded(&mut self, records: &[u8], count: u64) -> Result<()> {
+        let base = self.arena.len();
+        self.arena.extend_from_slice(records);
+        let mut pos = base;
+        for _ in 0..count {
+            self.starts.push(pos as u64);
+            let kl = get_varint(&self.arena, &mut pos).unwrap_or(0) as usize;
+            let vl = get_varint(&self.arena, &mut pos).unwrap_or(0) as usize;
+            if kl > MAX_ITEM || vl > MAX_ITEM {
+                return Err(too_large(kl.max(vl)));
+            }
+            pos += kl + vl;
+        }
+        if pos != self.arena.len() {
+            return Err(Error::Invalid(
+                "internal error: encoded pairs do not match their count".into(),
+            ));
+        }
+        self.received += count;
+        self.opts.received.store(self.received, Ordering::Relaxed);
+        self.check_cancel()?;
+        if self.in_memory() > self.opts.memory_budget / 2 {
+            self.spill_now()?;
+        }
+        Ok(())
+    }
+
+    fn in_memory(&self) -> u64 {
+        self.arena.len() as u64 + self.starts.len() as u64 * PER_PAIR
+    }
+
+    fn hashes(&self) -> Vec<u64> {
+        let arena = &self.arena;
+        self.starts
+            .par_iter()
+            .map(|&s| KeyHash::of(arena_pair(arena, s).0, DEFAULT_SEED).0)
+            .collect()
+    }
+
+    /// Move the arena's pairs to the partition files.
+    fn spill_now(&mut self) -> Result<()> {
+        self.check_cancel()?;
+        let hashes = self.hashes();
+        if self.spill.is_none() {
+            self.spill = Some(Spill::create(&self.work.0.join("spill"))?);
+        }
+        let spill = self.spill.as_mut().ok_or(Error::Interrupted)?;
+        let mut scratch = Vec::new();
+        for (&s, &h) in self.starts.iter().zip(&hashes) {
+            let (k, v) = arena_pair(&self.arena, s);
+            spill.push(h, k, v, &mut scratch)?;
+        }
+        self.arena.clear();
+        self.starts.clear();
+        Ok(())
+    }
+
+    /// Sort what the arena holds, drop duplicates, and return it.
+    fn sorted(&self, hashes: Vec<u64>) -> Result<Sorted<'_>> {
+        let mut entries: Vec<(u64, u64)> = hashes
+            .into_iter()
+            .zip(self.starts.iter().copied())
+            .collect();
+        entries.par_sort_unstable();
+        let entries = dedupe(&self.arena, entries, self.opts.on_duplicate)?;
+        Ok(Sorted {
+            arena: &self.arena,
+            entries,
+        })
+    }
+
+    fn header(&self, nbuckets: u64) -> Header {
+        Header {
+            key_codec: self.opts.key_codec.clone(),
+            value_codec: self.opts.value_codec.clone(),
+            hash_seed: DEFAULT_SEED,
+            len: 0,
+            nbuckets,
+            data_len: 0,
+            index_len: 0,
+            raw_bytes: 0,
+        }
+    }
+
+    /// Sort, write and atomically publish the file; returns its header.
+    pub fn finish(mut self) -> Result<Header> {
+        self.opts.received.store(self.received, Ordering::Relaxed);
+        self.check_cancel()?;
+        let out = self.work.0.join("out.tmp");
+        let header = if self.spill.is_none() {
+            let hashes = self.hashes();
+            let sorted = self.sorted(hashes)?;
+            let nb = format::nbuckets_for(sorted.entries.len() as u64);
+            let mut w = Writer::create(&out, &self.work.0, self.header(nb))?;
+            w.write_sorted(&sorted, true, &self.opts.cancel)?;
+            drop(sorted);
+            self.check_cancel()?;
+            w.finish()?
+        } else {
+            self.spill_now()?;
+            let mut spill = self.spill.take().ok_or(Error::Interrupted)?;
+            spill.flush()?;
+            let nb = format::nbuckets_for(self.received);
+            let mut w = Writer::create(&out, &self.work.0, self.header(nb))?;
+            // Pairs of a bucket that continues into the next partition.
+            let mut carry: Vec<(u64, Vec<u8>, Vec<u8>)> = Vec::new();
+            for p in 0..PARTS {
+                self.check_cancel()?;
+                self.arena.clear();
+                self.starts.clear();
+                let mut hashes = Vec::new();
+                for (h, k, v) in carry.drain(..) {
+                    self.push_raw(&k, &v);
+                    hashes.push(h);
+                }
+                let (arena, starts) = (&mut self.arena, &mut self.starts);
+                spill.read(p, |h, k, v| {
+                    starts.push(arena.len() as u64);
+                    put_varint(arena, k.len() as u64);
+                    put_varint(arena, v.len() as u64);
+                    arena.extend_from_slice(k);
+                    arena.extend_from_slice(v);
+                    hashes.push(h);
+                })?;
+                let sorted = self.sorted(hashes)?;
+                let held = w.write_sorted(&sorted, p == PARTS - 1, &self.opts.cancel)?;
+                carry = held
+                    .into_iter()
+                    .map(|i| {
+                        let (k, v) = sorted.pair(i);
+                        (sorted.hash(i), k.to_vec(), v.to_vec())
+                    })
+                    .collect();
+            }
+            self.arena = Vec::new();
+            w.finish()?
+        };
+        std::fs::rename(&out, &self.path).at(&self.path)?;
+        if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // Make the rename itself durable.
+            std::fs::File::open(parent)
+                .and_then(|d| d.sync_all())
+                .at(parent)?;
+        }
+        Ok(header)
+    }
+
+    fn push_raw(&mut self, k: &[u8], v: &[u8]) {
+        self.starts.push(self.arena.len() as u64);
+        put_varint(&mut self.arena, k.len() as u64);
+        put_varint(&mut self.arena, v.len() as u64);
+        self.arena.extend_from_slice(k);
+        self.arena.extend_from_slice(v);
+    }
+}
+
+fn too_large(len: usize) -> Error {
+    Error::Invalid(format!(
+        "a key or value of {len} bytes is over the {MAX_ITEM}-byte limit"
+    ))
+}
+
+/// Key and value of the arena record at `s` (written by this module, so
+/// well formed).
+fn arena_pair(arena: &[u8], s: u64) -> (&[u8], &[u8]) {
+    let mut pos = s as usize;
+    let kl = get_varint(arena, &mut pos).unwrap_or(0) as usize;
+    let vl = get_varint(arena, &mut pos).unwrap_or(0) as usize;
+    (&arena[pos..pos + kl], &arena[pos + kl..pos + kl + vl])
+}
+
+/// Keep one pair per key among entries sorted by (hash, input position).
+fn dedupe(arena: &[u8], entries: Vec<(u64, u64)>, policy: OnDuplicate) -> Result<Vec<(u64, u64)>> {
+    let has_dup = entries.windows(2).any(|w| w[0].0 == w[1].0);
+    if !has_dup {
+        return Ok(entries);
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    let mut i = 0;
+    while i < entries.len() {
+        let mut j = i + 1;
+        while j < entries.len() && entries[j].0 == entries[i].0 {
+            j += 1;
+        }
+        // entries[i..j] share a hash; usually they share the key as well.
+        let group = &entries[i..j];
+        for (gi, e) in group.iter().enumerate() {
+            let key = arena_pair(arena, e.1).0;
+            let same = |o: &(u64, u64)| arena_pair(arena, o.1).0 == key;
+            let seen_before = group[..gi].iter().any(same);
+            let seen_after = group[gi + 1..].iter().any(same);
+            let keep = match policy {
+                OnDuplicate::First => !seen_before,
+                OnDuplicate::Last => !seen_after,
+                OnDuplicate::Error if seen_after => {
+                    return Err(Error::Invalid(format!(
+                        "duplicate key {}; pass on_duplicate=\"first\" or \"last\" to keep one",
+                        show_key(key)
+                    )))
+                }
+                OnDuplicate::Error => true,
+            };
+            if keep {
+                out.push(*e);
+            }
+        }
+        i = j;
+    }
+    Ok(out)
+}
+
+fn show_key(key: &[u8]) -> String {
+    let shown = &key[..key.len().min(80)];
+    match std::str::from_utf8(shown) {
+        Ok(s) => format!("{s:?}"),
+        Err(_) => format!("{shown:?}"),
+    }
+}
+
+struct Sorted<'a> {
+    arena: &'a [u8],
+    entries: Vec<(u64, u64)>,
+}
+
+impl SortedPairs for Sorted<'_> {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+    fn hash(&self, i: usize) -> u64 {
+        self.entries[i].0
+    }
+    fn pair(&self, i: usize) -> (&[u8], &[u8]) {
+        arena_pair(self.arena, self.entries[i].1)
+    }
+}

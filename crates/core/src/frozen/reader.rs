@@ -1,0 +1,242 @@
+//! Reads a frozen file in place through one read-only memory map.
+//!
+//! Every offset read from the file is bounds-checked before use and every
+//! bucket's index block and every record carry a checksum, so a damaged
+//! file yields [`Error::Corruption`] (or, where the damage is elsewhere,
+//! the right answer), never a crash.
+
+use super::format::{self, Entry, Header, ENTRY_LEN, HEADER_LEN};
+use crate::error::{Error, IoContext, Result};
+use crate::hash::KeyHash;
+use memmap2::{Advice, Mmap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// An immutable, memory-mapped map built by [`crate::frozen::Builder`].
+///
+/// ```
+/// use vastdict_core::frozen::{build_pairs, BuildOptions, Frozen};
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("f.vdf");
+/// let pairs = vec![(b"k".to_vec(), b"v".to_vec())];
+/// build_pairs(&path, pairs, &BuildOptions::default()).unwrap();
+/// let f = Frozen::open(&path).unwrap();
+/// assert_eq!(f.get(b"k").unwrap(), Some(&b"v"[..]));
+/// assert_eq!(f.get(b"x").unwrap(), None);
+/// ```
+pub struct Frozen {
+    path: PathBuf,
+    map: Mmap,
+    header: Header,
+}
+
+/// A position in iteration order: (bucket, record in bucket).
+pub type Cursor = (u64, usize);
+/// A key and its value.
+pub type Pair<'a> = (&'a [u8], &'a [u8]);
+
+/// One bucket's place in the file, read from its table entry.
+struct Bucket<'a> {
+    data_off: u64,
+    data_end: u64,
+    shift: u32,
+    fps: &'a [u8],
+    offs: &'a [u8],
+}
+
+impl Frozen {
+    /// Map the file at `path` and check its header (O(1): nothing else
+    /// is read until it is needed).
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotFound(path.to_path_buf())
+            } else {
+                Error::Io {
+                    path: path.to_path_buf(),
+                    source: e,
+                }
+            }
+        })?;
+        let len = file.metadata().at(path)?.len();
+        if len < HEADER_LEN {
+            let mut head = [0u8; 8];
+            let n = std::io::Read::read(&mut &file, &mut head).at(path)?;
+            if n == 8 && &head == format::MAGIC {
+                return Err(Error::corrupt(path, len, "file is shorter than its header"));
+            }
+            return Err(Error::format(path, "not a vastdict frozen file"));
+        }
+        // SAFETY: frozen files are never modified in place (a rebuild
+        // writes a new file and renames it over), so the mapping does not
+        // change under us.
+        let map = unsafe { Mmap::map(&file) }.at(path)?;
+        let header = Header::decode(&map[..HEADER_LEN as usize], len, path)?;
+        let _ = map.advise(Advice::Random);
+        Ok(Frozen {
+            path: path.to_path_buf(),
+            map,
+            header,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    pub fn len(&self) -> u64 {
+        self.header.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.header.len == 0
+    }
+
+    pub fn file_len(&self) -> u64 {
+        self.header.file_len()
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        KeyHash::of(key, self.header.hash_seed).0
+    }
+
+    fn corrupt(&self, at: u64, why: &str) -> Error {
+        Error::corrupt(&self.path, at, why)
+    }
+
+    fn entry(&self, b: u64) -> Entry {
+        let at = (self.header.table_off() + b * ENTRY_LEN) as usize;
+        Entry::decode(&self.map[at..at + ENTRY_LEN as usize])
+    }
+
+    /// Bucket `b`, checked against its CRC.
+    fn bucket(&self, b: u64) -> Result<Bucket<'_>> {
+        let (e, next) = (self.entry(b), self.entry(b + 1));
+        let at = self.header.table_off() + b * ENTRY_LEN;
+        if next.first < e.first
+            || next.first > self.header.len
+            || next.data_off < e.data_off
+            || next.data_off > self.header.data_len
+            || e.shift > format::MAX_SHIFT
+        {
+            return Err(self.corrupt(at, "bucket table entry out of range"));
+        }
+        let count = (next.first - e.first) as usize;
+        let ix = (self.header.index_off() + e.first * 3) as usize;
+        let block = &self.map[ix..ix + 3 * count];
+        if e.bucket_crc(&next, block) != e.crc {
+            return Err(self.corrupt(at, "bucket checksum mismatch"));
+        }
+        Ok(Bucket {
+            data_off: e.data_off,
+            data_end: next.data_off,
+            shift: e.shift,
+            fps: &block[..count],
+            offs: &block[count..],
+        })
+    }
+
+    /// Key and value of record `j` of bucket `bk`.
+    fn record<'a>(&'a self, bk: &Bucket<'_>, j: usize) -> Result<(&'a [u8], &'a [u8])> {
+        let rel = u64::from(u16::from_le_bytes([bk.offs[2 * j], bk.offs[2 * j + 1]])) << bk.shift;
+        let start = bk.data_off + rel;
+        if start >= bk.data_end {
+            return Err(self.corrupt(HEADER_LEN + bk.data_off, "record offset out of range"));
+        }
+        let (s, e) = (
+            (HEADER_LEN + start) as usize,
+            (HEADER_LEN + bk.data_end) as usize,
+        );
+        format::decode_record(&self.map[s..e], &self.path, HEADER_LEN + start)
+    }
+
+    /// The value of `key`, or `None`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<&[u8]>> {
+        self.get_hashed(self.hash(key), key)
+    }
+
+    fn get_hashed(&self, h: u64, key: &[u8]) -> Result<Option<&[u8]>> {
+        let bk = self.bucket(format::bucket_of(h, self.header.nbuckets))?;
+        let fp = format::fingerprint(h);
+        for (j, &f) in bk.fps.iter().enumerate() {
+            if f == fp {
+                let (k, v) = self.record(&bk, j)?;
+                if k == key {
+                    return Ok(Some(v));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Values of many keys (`None` where missing), with the table entry,
+    /// index block and record of a window of keys fetched from memory
+    /// together, so their latencies overlap.
+    pub fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<&[u8]>>> {
+        const WINDOW: usize = 16;
+        let mut out = Vec::with_capacity(keys.len());
+        let nb = self.header.nbuckets;
+        let mut hashes = [0u64; WINDOW];
+        for ks in keys.chunks(WINDOW) {
+            for (h, k) in hashes.iter_mut().zip(ks) {
+                *h = self.hash(k);
+                let at = self.header.table_off() + format::bucket_of(*h, nb) * ENTRY_LEN;
+                crate::prefetch::read(self.map[at as usize..].as_ptr());
+            }
+            for &h in &hashes[..ks.len()] {
+                let e = self.entry(format::bucket_of(h, nb));
+                let ix = self.header.index_off() + e.first.min(self.header.len) * 3;
+                crate::prefetch::read(self.map[ix as usize..].as_ptr());
+            }
+            for (&h, k) in hashes.iter().zip(ks) {
+                out.push(self.get_hashed(h, k)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pairs from position `cursor` (bucket, record in bucket) on, at most
+    /// `max` of them, and the cursor after them (`None` at the end).
+    pub fn scan(&self, cursor: Cursor, max: usize) -> Result<(Vec<Pair<'_>>, Option<Cursor>)> {
+        let (mut b, mut j) = cursor;
+        let mut out = Vec::new();
+        while b < self.header.nbuckets {
+            let bk = self.bucket(b)?;
+            while j < bk.fps.len() {
+                if out.len() == max {
+                    return Ok((out, Some((b, j))));
+                }
+                out.push(self.record(&bk, j)?);
+                j += 1;
+            }
+            b += 1;
+            j = 0;
+        }
+        Ok((out, None))
+    }
+
+    /// Read every bucket and record; the first damage found is the error.
+    pub fn verify(&self) -> Result<u64> {
+        let mut n = 0u64;
+        let mut cursor = Some((0, 0));
+        while let Some(c) = cursor {
+            let (pairs, next) = self.scan(c, 1 << 16)?;
+            for (k, _) in &pairs {
+                let h = self.hash(k);
+                if self.get_hashed(h, k)?.is_none() {
+                    return Err(self.corrupt(HEADER_LEN, "a stored key is not found by lookup"));
+                }
+            }
+            n += pairs.len() as u64;
+            cursor = next;
+        }
+        if n != self.header.len {
+            return Err(self.corrupt(48, "pair count does not match the header"));
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,455 @@
+//! Reading pairs from TSV, CSV and JSONL files into a [`Builder`].
+//!
+//! TSV and JSONL are split at line boundaries into chunks parsed on all
+//! cores; CSV (whose quoted fields may hold newlines) is parsed in one
+//! stream by the `csv` crate. Fields become stored bytes through the
+//! store's codecs: "bytes" and "str" keep the text (str checks UTF-8),
+//! "int" parses a signed 64-bit integer, "json" stores canonical JSON.
+
+use super::build::Builder;
+use crate::error::{Error, IoContext, Result};
+use crate::record::put_varint;
+use rayon::prelude::*;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileFormat {
+    Tsv,
+    Csv,
+    Jsonl,
+}
+
+/// Which column (or JSON field) holds the key or the value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Column {
+    Index(usize),
+    Name(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldCodec {
+    Bytes,
+    Str,
+    Int,
+    Json,
+}
+
+impl FieldCodec {
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "bytes" => FieldCodec::Bytes,
+            "str" => FieldCodec::Str,
+            "int" => FieldCodec::Int,
+            "json" => FieldCodec::Json,
+            other => {
+                return Err(Error::Invalid(format!(
+                    "the {other:?} codec cannot be read from a file; use \"bytes\", \"str\", \"int\" or \"json\", or pass Python objects"
+                )))
+            }
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct FileSource {
+    pub path: PathBuf,
+    pub format: FileFormat,
+    /// Field separator for TSV and CSV.
+    pub delimiter: u8,
+    /// The first line names the columns (TSV and CSV).
+    pub header: bool,
+    pub key: Column,
+    pub value: Column,
+    pub key_codec: FieldCodec,
+    pub value_codec: FieldCodec,
+    /// Skip bad lines (counting them) instead of failing.
+    pub skip_errors: bool,
+}
+
+impl FileSource {
+    /// Defaults for a format: first and second column, or the fields
+    /// "key" and "value" of each JSON object.
+    pub fn new(path: &Path, format: FileFormat) -> Self {
+        let (key, value) = match format {
+            FileFormat::Jsonl => (Column::Name("key".into()), Column::Name("value".into())),
+            _ => (Column::Index(0), Column::Index(1)),
+        };
+        FileSource {
+            path: path.to_path_buf(),
+            format,
+            delimiter: if format == FileFormat::Csv {
+                b','
+            } else {
+                b'\t'
+            },
+            header: false,
+            key,
+            value,
+            key_codec: FieldCodec::Bytes,
+            value_codec: FieldCodec::Bytes,
+            skip_errors: false,
+        }
+    }
+}
+
+/// What reading a file did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileStats {
+    pub pairs: u64,
+    pub skipped: u64,
+}
+
+/// Bytes of input parsed per chunk, per thread.
+const CHUNK: usize = 8 << 20;
+
+/// Parse `src` into `builder`; `bytes_done` counts input bytes consumed.
+pub fn add_file(
+    builder: &mut Builder,
+    src: &FileSource,
+    bytes_done: &AtomicU64,
+) -> Result<FileStats> {
+    let file = std::fs::File::open(&src.path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound(src.path.clone())
+        } else {
+            Error::Io {
+                path: src.path.clone(),
+                source: e,
+            }
+        }
+    })?;
+    if src.format == FileFormat::Csv {
+        return add_csv(builder, src, file, bytes_done);
+    }
+    let len = file.metadata().at(&src.path)?.len();
+    if len == 0 {
+        return Ok(FileStats::default());
+    }
+    // SAFETY: the input is only read; if another process truncates it
+    // meanwhile, reads past the new end fault, as with any mapped input,
+    // which is documented for build().
+    let map = unsafe { memmap2::Mmap::map(&file) }.at(&src.path)?;
+    let _ = map.advise(memmap2::Advice::Sequential);
+    let data: &[u8] = &map;
+    let mut pos = 0usize;
+    let mut line_no = 0u64;
+    let mut stats = FileStats::default();
+    let mut columns: Option<(usize, usize)> = None;
+    if src.format == FileFormat::Tsv {
+        let first_end = memchr::memchr(b'\n', data).map_or(data.len(), |e| e + 1);
+        let first = trim_eol(&data[..first_end]);
+        let names: Vec<&[u8]> = first.split(|&b| b == src.delimiter).collect();
+        columns = Some((
+            column_index(&src.key, &names, src.header, &src.path)?,
+            column_index(&src.value, &names, src.header, &src.path)?,
+        ));
+        if src.header {
+            pos = first_end;
+            line_no = 1;
+        }
+    }
+    let threads = rayon::current_num_threads().max(1);
+    while pos < data.len() {
+        // The next few chunks, each ending at a line end.
+        let mut chunks = Vec::with_capacity(threads * 2);
+        while chunks.len() < threads * 2 && pos < data.len() {
+            let end = (pos + CHUNK).min(data.len());
+            let end = match memchr::memchr(b'\n', &data[end..]) {
+                Some(e) if end < data.len() => end + e + 1,
+                _ => data.len(),
+            };
+            chunks.push(&data[pos..end]);
+            pos = end;
+        }
+        let parsed: Vec<Parsed> = chunks
+            .par_iter()
+            .map(|c| parse_chunk(c, src, columns))
+            .collect();
+        for p in parsed {
+            if let Some((line, reason)) = p.error {
+                return Err(Error::Input {
+                    path: src.path.clone(),
+                    line: line_no + line,
+                    reason,
+                });
+            }
+            builder.add_encoded(&p.records, p.pairs)?;
+            stats.pairs += p.pairs;
+            stats.skipped += p.skipped;
+            line_no += p.lines;
+            bytes_done.fetch_add(p.bytes, Ordering::Relaxed);
+        }
+    }
+    Ok(stats)
+}
+
+fn trim_eol(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn column_index(col: &Column, names: &[&[u8]], header: bool, path: &Path) -> Result<usize> {
+    match col {
+        Column::Index(i) => Ok(*i),
+        Column::Name(n) if header => {
+            names
+                .iter()
+                .position(|h| *h == n.as_bytes())
+                .ok_or_else(|| Error::Input {
+                    path: path.to_path_buf(),
+                    line: 1,
+                    reason: format!("no column named {n:?} in the header"),
+                })
+        }
+        Column::Name(n) => Err(Error::Invalid(format!(
+            "column {n:?} is named, but the file has no header; pass header=True or a column number"
+        ))),
+    }
+}
+
+/// One chunk's pairs, encoded as the builder's arena records.
+#[derive(Default)]
+struct Parsed {
+    records: Vec<u8>,
+    pairs: u64,
+    skipped: u64,
+    lines: u64,
+    bytes: u64,
+    /// First bad line (1-based within the chunk) and why.
+    error: Option<(u64, String)>,
+}
+
+fn parse_chunk(chunk: &[u8], src: &FileSource, columns: Option<(usize, usize)>) -> Parsed {
+    let mut p = Parsed {
+        records: Vec::with_capacity(chunk.len() + chunk.len() / 16),
+        bytes: chunk.len() as u64,
+        ..Parsed::default()
+    };
+    for raw in chunk.split_inclusive(|&b| b == b'\n') {
+        p.lines += 1;
+        let line = trim_eol(raw);
+        if line.is_empty() {
+            continue;
+        }
+        let pair = match (src.format, columns) {
+            (FileFormat::Jsonl, _) => json_pair(line, src),
+            (_, Some((k, v))) => tsv_pair(line, src, k, v),
+            _ => Err("no columns chosen".to_string()),
+        };
+        match pair {
+            Ok((k, v)) => {
+                put_varint(&mut p.records, k.len() as u64);
+                put_varint(&mut p.records, v.len() as u64);
+                p.records.extend_from_slice(&k);
+                p.records.extend_from_slice(&v);
+                p.pairs += 1;
+            }
+            Err(_) if src.skip_errors => p.skipped += 1,
+            Err(reason) => {
+                p.error = Some((p.lines, reason));
+                return p;
+            }
+        }
+    }
+    p
+}
+
+type Pair<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
+fn tsv_pair<'a>(
+    line: &'a [u8],
+    src: &FileSource,
+    k: usize,
+    v: usize,
+) -> std::result::Result<Pair<'a>, String> {
+    let want = k.max(v) + 1;
+    let mut fields: [&[u8]; 2] = [b"", b""];
+    let mut n = 0;
+    for (i, f) in line.split(|&b| b == src.delimiter).enumerate() {
+        if i == k {
+            fields[0] = f;
+        }
+        if i == v {
+            fields[1] = f;
+        }
+        n = i + 1;
+    }
+    if n < want {
+        return Err(format!("{n} column(s), need at least {want}"));
+    }
+    Ok((
+        convert_text(fields[0], src.key_codec, "key")?,
+        convert_text(fields[1], src.value_codec, "value")?,
+    ))
+}
+
+/// Stored bytes of a text field under a codec.
+fn convert_text<'a>(
+    text: &'a [u8],
+    codec: FieldCodec,
+    what: &str,
+) -> std::result::Result<Cow<'a, [u8]>, String> {
+    match codec {
+        FieldCodec::Bytes => Ok(Cow::Borrowed(text)),
+        FieldCodec::Str => std::str::from_utf8(text)
+            .map(|_| Cow::Borrowed(text))
+            .map_err(|e| format!("{what} is not valid UTF-8 ({e})")),
+        FieldCodec::Int => std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.trim().parse::<i64>().ok())
+            .map(|i| Cow::Owned(i.to_le_bytes().to_vec()))
+            .ok_or_else(|| {
+                format!(
+                    "{what} {:?} is not a 64-bit integer",
+                    String::from_utf8_lossy(text)
+                )
+            }),
+        FieldCodec::Json => {
+            let v: serde_json::Value = serde_json::from_slice(text)
+                .map_err(|e| format!("{what} is not valid JSON ({e})"))?;
+            Ok(Cow::Owned(canonical_json(&v)))
+        }
+    }
+}
+
+/// The JSON text the Python json codec writes for the same value
+/// (sorted keys, no spaces).
+fn canonical_json(v: &serde_json::Value) -> Vec<u8> {
+    // serde_json's map is ordered by key and it writes no spaces.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn json_pair<'a>(line: &'a [u8], src: &FileSource) -> std::result::Result<Pair<'a>, String> {
+    let obj: serde_json::Value =
+        serde_json::from_slice(line).map_err(|e| format!("not valid JSON ({e})"))?;
+    let field = |c: &Column| -> std::result::Result<serde_json::Value, String> {
+        let found = match c {
+            Column::Name(n) => obj.get(n.as_str()),
+            Column::Index(i) => obj.get(*i),
+        };
+        found.cloned().ok_or_else(|| match c {
+            Column::Name(n) => format!("no field {n:?}"),
+            Column::Index(i) => format!("no element {i}"),
+        })
+    };
+    Ok((
+        convert_json(field(&src.key)?, src.key_codec, "key")?,
+        convert_json(field(&src.value)?, src.value_codec, "value")?,
+    ))
+}
+
+fn convert_json(
+    v: serde_json::Value,
+    codec: FieldCodec,
+    what: &str,
+) -> std::result::Result<Cow<'static, [u8]>, String> {
+    match (codec, v) {
+        (FieldCodec::Json, v) => Ok(Cow::Owned(canonical_json(&v))),
+        (FieldCodec::Bytes | FieldCodec::Str, serde_json::Value::String(s)) => {
+            Ok(Cow::Owned(s.into_bytes()))
+        }
+        (FieldCodec::Int, serde_json::Value::Number(n)) => n
+            .as_i64()
+            .map(|i| Cow::Owned(i.to_le_bytes().to_vec()))
+            .ok_or_else(|| format!("{what} {n} is not a 64-bit integer")),
+        (FieldCodec::Int, serde_json::Value::String(s)) => {
+            convert_text(s.as_bytes(), FieldCodec::Int, what).map(|c| Cow::Owned(c.into_owned()))
+        }
+        (_, other) => Err(format!(
+            "{what} is {other}, not a string; use the \"json\" codec to store any JSON"
+        )),
+    }
+}
+
+fn add_csv(
+    builder: &mut Builder,
+    src: &FileSource,
+    file: std::fs::File,
+    bytes_done: &AtomicU64,
+) -> Result<FileStats> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(src.delimiter)
+        .has_headers(src.header)
+        .flexible(true)
+        .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
+    let input_err = |line: u64, reason: String| Error::Input {
+        path: src.path.clone(),
+        line,
+        reason,
+    };
+    let (k, v) = if src.header {
+        let names: Vec<Vec<u8>> = rdr
+            .byte_headers()
+            .map_err(|e| input_err(1, e.to_string()))?
+            .iter()
+            .map(|h| h.to_vec())
+            .collect();
+        let names: Vec<&[u8]> = names.iter().map(|n| &n[..]).collect();
+        (
+            column_index(&src.key, &names, true, &src.path)?,
+            column_index(&src.value, &names, true, &src.path)?,
+        )
+    } else {
+        (
+            column_index(&src.key, &[], false, &src.path)?,
+            column_index(&src.value, &[], false, &src.path)?,
+        )
+    };
+    let mut stats = FileStats::default();
+    let mut record = csv::ByteRecord::new();
+    let mut batch = Vec::new();
+    let mut in_batch = 0u64;
+    let mut last_pos = 0u64;
+    loop {
+        let more = match rdr.read_byte_record(&mut record) {
+            Ok(more) => more,
+            // With byte records and flexible rows, only reading can fail.
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                return Err(input_err(line, e.to_string()));
+            }
+        };
+        if !more {
+            break;
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        let pair = match (record.get(k), record.get(v)) {
+            (Some(kf), Some(vf)) => convert_text(kf, src.key_codec, "key").and_then(|kc| {
+                Ok((
+                    kc.into_owned(),
+                    convert_text(vf, src.value_codec, "value")?.into_owned(),
+                ))
+            }),
+            _ => Err(format!(
+                "{} column(s), need at least {}",
+                record.len(),
+                k.max(v) + 1
+            )),
+        };
+        match pair {
+            Ok((kb, vb)) => {
+                put_varint(&mut batch, kb.len() as u64);
+                put_varint(&mut batch, vb.len() as u64);
+                batch.extend_from_slice(&kb);
+                batch.extend_from_slice(&vb);
+                in_batch += 1;
+            }
+            Err(_) if src.skip_errors => stats.skipped += 1,
+            Err(reason) => return Err(input_err(line, reason)),
+        }
+        if batch.len() >= 1 << 20 {
+            builder.add_encoded(&batch, in_batch)?;
+            stats.pairs += in_batch;
+            batch.clear();
+            in_batch = 0;
+            let pos = record.position().map_or(last_pos, |p| p.byte());
+            bytes_done.fetch_add(pos - last_pos, Ordering::Relaxed);
+            last_pos = pos;
+        }
+    }
+    builder.add_encoded(&batch, in_batch)?;
+    stats.pairs += in_batch;
+    Ok(stats)
+}

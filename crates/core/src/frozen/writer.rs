@@ -1,0 +1,322 @@
+//! Writes a frozen file from pairs that arrive in hash order.
+//!
+//! The data section goes straight into the output file; the index blocks
+//! and the bucket table go to side files (their sizes are only known at
+//! the end) that are appended when the build finishes. Buckets are encoded
+//! in parallel, range by range, and written in order.
+
+use super::format::{self, Entry, Header, ENTRY_LEN, HEADER_LEN, MAX_SHIFT};
+use crate::error::{Error, IoContext, Result};
+use rayon::prelude::*;
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Pairs sorted by hash: `hash(i)` is non-decreasing.
+pub trait SortedPairs: Sync {
+    fn len(&self) -> usize;
+    fn hash(&self, i: usize) -> u64;
+    fn pair(&self, i: usize) -> (&[u8], &[u8]);
+}
+
+/// Pairs a range of buckets is encoded with at a time, per thread.
+const RANGE_PAIRS: usize = 1 << 16;
+
+pub struct Writer {
+    out_path: PathBuf,
+    out: BufWriter<File>,
+    index_path: PathBuf,
+    index: BufWriter<File>,
+    table_path: PathBuf,
+    table: BufWriter<File>,
+    header: Header,
+    next_bucket: u64,
+}
+
+impl Writer {
+    /// Start a file at `out_path` with side files in `work`.
+    pub fn create(out_path: &Path, work: &Path, header: Header) -> Result<Self> {
+        let create = |p: &Path| -> Result<BufWriter<File>> {
+            // Read back later (side files are copied into the output).
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(p)
+                .at(p)?;
+            Ok(BufWriter::with_capacity(1 << 20, f))
+        };
+        let mut out = create(out_path)?;
+        out.seek(SeekFrom::Start(HEADER_LEN)).at(out_path)?;
+        let index_path = work.join("index.tmp");
+        let table_path = work.join("table.tmp");
+        Ok(Writer {
+            out_path: out_path.to_path_buf(),
+            out,
+            index: create(&index_path)?,
+            index_path,
+            table: create(&table_path)?,
+            table_path,
+            header: Header {
+                len: 0,
+                data_len: 0,
+                index_len: 0,
+                raw_bytes: 0,
+                ..header
+            },
+            next_bucket: 0,
+        })
+    }
+
+    /// Write `pairs` (which all hash at or after the last pair written).
+    /// Unless `last`, the pairs of the final bucket present are not written
+    /// but returned as indices, since later pairs may share that bucket.
+    pub fn write_sorted(
+        &mut self,
+        pairs: &dyn SortedPairs,
+        last: bool,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<usize>> {
+        let nb = self.header.nbuckets;
+        let n = pairs.len();
+        let bucket = |i: usize| format::bucket_of(pairs.hash(i), nb);
+        // Pairs [0, keep) are written now; the rest wait for later pairs.
+        let (keep, stop_bucket) = if last {
+            (n, nb)
+        } else if n == 0 {
+            (0, self.next_bucket)
+        } else {
+            let b = bucket(n - 1);
+            (first_in_bucket(n, b, &bucket), b)
+        };
+        // Ranges of about RANGE_PAIRS pairs, cut at bucket boundaries.
+        let mut cuts = vec![0usize];
+        let mut at = RANGE_PAIRS;
+        while at < keep {
+            let b = bucket(at - 1);
+            while at < keep && bucket(at) == b {
+                at += 1;
+            }
+            if at < keep {
+                cuts.push(at);
+            }
+            at += RANGE_PAIRS;
+        }
+        cuts.push(keep);
+        let ranges: Vec<(usize, usize)> = cuts.windows(2).map(|w| (w[0], w[1])).collect();
+        let threads = rayon::current_num_threads().max(1) * 2;
+        for (gi0, group) in ranges.chunks(threads).enumerate() {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Interrupted);
+            }
+            let first_range = gi0 * threads;
+            let parts: Vec<Part> = group
+                .par_iter()
+                .enumerate()
+                .map(|(gi, &(a, b))| {
+                    let ri = first_range + gi;
+                    let from = if ri == 0 { self.next_bucket } else { bucket(a) };
+                    let to = match ranges.get(ri + 1) {
+                        Some(&(na, _)) => bucket(na),
+                        None => stop_bucket,
+                    };
+                    encode(pairs, a, b, from, to, &bucket)
+                })
+                .collect::<Result<_>>()?;
+            for part in &parts {
+                self.write_part(part)?;
+            }
+        }
+        Ok((keep..n).collect())
+    }
+
+    /// Write one encoded range: its data and index as they are, and its
+    /// table entries now that the absolute offsets are known.
+    fn write_part(&mut self, part: &Part) -> Result<()> {
+        let (data_base, first_base) = (self.header.data_len, self.header.len);
+        let mut table = Vec::with_capacity(part.buckets.len() * ENTRY_LEN as usize);
+        let mut cum = 0usize;
+        for (j, b) in part.buckets.iter().enumerate() {
+            let entry = Entry {
+                data_off: data_base + b.start,
+                first: first_base + cum as u64,
+                shift: b.shift,
+                crc: 0,
+            };
+            let next = Entry {
+                data_off: data_base
+                    + part
+                        .buckets
+                        .get(j + 1)
+                        .map_or(part.data.len() as u64, |n| n.start),
+                first: entry.first + u64::from(b.count),
+                shift: 0,
+                crc: 0,
+            };
+            let block = &part.index[3 * cum..3 * (cum + b.count as usize)];
+            let crc = entry.bucket_crc(&next, block);
+            table.extend_from_slice(&Entry { crc, ..entry }.encode());
+            cum += b.count as usize;
+        }
+        self.out.write_all(&part.data).at(&self.out_path)?;
+        self.index.write_all(&part.index).at(&self.index_path)?;
+        self.table.write_all(&table).at(&self.table_path)?;
+        self.header.data_len += part.data.len() as u64;
+        self.header.len += cum as u64;
+        self.header.raw_bytes += part.raw;
+        self.next_bucket += part.buckets.len() as u64;
+        Ok(())
+    }
+
+    /// Append the index and the table, write the header, sync. The file is
+    /// complete at `out_path` when this returns (the caller renames it).
+    pub fn finish(mut self) -> Result<Header> {
+        debug_assert_eq!(self.next_bucket, self.header.nbuckets);
+        let sentinel = Entry {
+            data_off: self.header.data_len,
+            first: self.header.len,
+            shift: 0,
+            crc: 0,
+        };
+        self.table
+            .write_all(&sentinel.encode())
+            .at(&self.table_path)?;
+        self.header.index_len = self.header.len * 3;
+        let mut out = self
+            .out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .at(&self.out_path)?;
+        for (side, path) in [
+            (self.index, &self.index_path),
+            (self.table, &self.table_path),
+        ] {
+            let mut f = side.into_inner().map_err(|e| e.into_error()).at(path)?;
+            f.seek(SeekFrom::Start(0)).at(path)?;
+            std::io::copy(&mut f, &mut out).at(&self.out_path)?;
+            drop(f);
+            std::fs::remove_file(path).at(path)?;
+        }
+        out.seek(SeekFrom::Start(0)).at(&self.out_path)?;
+        out.write_all(&self.header.encode()?).at(&self.out_path)?;
+        let len = out.seek(SeekFrom::End(0)).at(&self.out_path)?;
+        if len != self.header.file_len() {
+            return Err(Error::Invalid(format!(
+                "internal error: frozen file is {len} bytes, expected {}",
+                self.header.file_len()
+            )));
+        }
+        out.sync_all().at(&self.out_path)?;
+        Ok(self.header)
+    }
+}
+
+/// First index in `[0, n)` whose bucket is `b` (pairs are in bucket order).
+fn first_in_bucket(n: usize, b: u64, bucket: &dyn Fn(usize) -> u64) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if bucket(mid) < b {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// Record starts in one bucket of records with these lengths, with the
+/// smallest granule shift that makes every start fit a u16.
+fn layout(lens: impl Iterator<Item = usize> + Clone, starts: &mut Vec<u64>) -> Result<u32> {
+    for shift in 0..=MAX_SHIFT {
+        let granule = 1u64 << shift;
+        starts.clear();
+        let mut at = 0u64;
+        for len in lens.clone() {
+            starts.push(at);
+            at = (at + len as u64).next_multiple_of(granule);
+        }
+        if starts
+            .last()
+            .is_none_or(|&s| s >> shift <= u64::from(u16::MAX))
+        {
+            return Ok(shift);
+        }
+    }
+    Err(Error::Invalid(
+        "too many large items hash to one bucket".into(),
+    ))
+}
+
+/// Where one bucket's records sit inside its [`Part`].
+struct BucketPlace {
+    start: u64,
+    count: u32,
+    shift: u32,
+}
+
+/// A range of buckets encoded with offsets relative to the range.
+struct Part {
+    data: Vec<u8>,
+    index: Vec<u8>,
+    buckets: Vec<BucketPlace>,
+    raw: u64,
+}
+
+/// Encode buckets `[from, to)`, which hold pairs `[a, b)`.
+fn encode(
+    pairs: &dyn SortedPairs,
+    a: usize,
+    b: usize,
+    from: u64,
+    to: u64,
+    bucket: &(dyn Fn(usize) -> u64 + Sync),
+) -> Result<Part> {
+    let mut part = Part {
+        data: Vec::new(),
+        index: Vec::with_capacity((b - a) * 3),
+        buckets: Vec::with_capacity(to.saturating_sub(from) as usize),
+        raw: 0,
+    };
+    let mut starts = Vec::new();
+    let mut items: Vec<(&[u8], &[u8])> = Vec::new();
+    let mut i = a;
+    for bk in from..to {
+        let s = i;
+        items.clear();
+        while i < b && bucket(i) == bk {
+            items.push(pairs.pair(i));
+            i += 1;
+        }
+        let shift = layout(
+            items
+                .iter()
+                .map(|(k, v)| format::record_len(k.len(), v.len())),
+            &mut starts,
+        )?;
+        let bucket_start = part.data.len();
+        for j in s..i {
+            part.index.push(format::fingerprint(pairs.hash(j)));
+        }
+        for (&(k, v), &at) in items.iter().zip(&starts) {
+            part.data.resize(bucket_start + at as usize, 0);
+            format::encode_record(&mut part.data, k, v);
+            part.index
+                .extend_from_slice(&((at >> shift) as u16).to_le_bytes());
+            part.raw += (k.len() + v.len()) as u64;
+        }
+        part.buckets.push(BucketPlace {
+            start: bucket_start as u64,
+            count: items.len() as u32,
+            shift,
+        });
+    }
+    if i != b {
+        return Err(Error::Invalid(
+            "internal error: pairs outside their bucket range".into(),
+        ));
+    }
+    Ok(part)
+}
