@@ -260,9 +260,14 @@ def test_small_segments_and_budget_roll_and_spill(path):
     r.close()
 
 
-def test_pickling_a_handle_is_refused_for_now(store):
-    with pytest.raises(TypeError):
-        pickle.dumps(store)
+def test_a_handle_pickles_by_reference_and_reopens_read_only(store):
+    store[b"k"] = b"v"
+    store.commit()
+    blob = pickle.dumps(store)
+    assert len(blob) < 200 + len(str(store.path))  # a path, not the contents
+    other = pickle.loads(blob)
+    assert other[b"k"] == b"v" and not other.writable
+    other.close()
 
 
 def test_large_batches_match_a_dict(store):

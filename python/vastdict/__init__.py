@@ -25,6 +25,7 @@ from ._errors import (
     StorageIOError,
     StoreNotFoundError,
 )
+from ._frozen import FrozenStore, build
 from ._size import parse_size
 from ._store import Store, open, verify
 from ._vastdict import __version__
@@ -36,6 +37,7 @@ __all__ = [
     "Error",
     "ForkedWriterError",
     "FormatError",
+    "FrozenStore",
     "InputError",
     "InvalidError",
     "LockedError",
@@ -44,6 +46,7 @@ __all__ = [
     "Store",
     "StoreNotFoundError",
     "__version__",
+    "build",
     "open",
     "parse_size",
     "verify",

@@ -6,6 +6,8 @@ import os
 from collections.abc import ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
 from typing import Any
 
+from ._errors import FormatError, ReadOnlyError
+from ._frozen import FrozenStore, is_frozen_file
 from ._size import parse_size
 from ._vastdict import NativeStore, _after_fork_in_child
 
@@ -104,6 +106,22 @@ class Store(NativeStore, MutableMapping):
         for key in list(self):
             self.discard(key)
 
+    # --- sharing -----------------------------------------------------------
+    def __reduce__(self) -> tuple[Any, ...]:
+        # By reference: the receiving process opens the same store read-only
+        # (one process writes; readers see the last commit).
+        return (open, (os.fspath(self.path), "r"))
+
+    def freeze(self, path: str | os.PathLike[str], **options: Any) -> dict[str, Any]:
+        """Write the committed-or-pending contents to a frozen file at ``path``.
+
+        Takes the keyword options of :func:`vastdict.build` (``memory_budget``,
+        ``threads``, ``progress``...); the codecs are this store's.
+        """
+        from ._frozen import build
+
+        return build(path, self.items(), keys=self.key_codec, values=self.value_codec, **options)
+
     # --- lifecycle ---------------------------------------------------------
 
     def __enter__(self) -> Store:
@@ -152,8 +170,11 @@ def open(
     memory_budget: int | str = "1GiB",
     compact_threshold: float = 0.5,
     segment_size: int | str = "1GiB",
-) -> Store:
+) -> Store | FrozenStore:
     """Open the store at ``path`` (a directory), like :func:`dbm.open`.
+
+    A frozen file made by :func:`vastdict.build` opens as a read-only
+    :class:`FrozenStore` (flag ``"r"``, or the default ``"c"``).
 
     Args:
         path: directory of the store.
@@ -184,6 +205,18 @@ def open(
     {'a': [1, 2]}
     >>> s.close()
     """
+    if is_frozen_file(path):
+        if flag not in ("r", "c"):
+            raise ReadOnlyError(
+                f'{os.fspath(path)}: a frozen store is read-only; open it with flag="r", '
+                "or build a new one with vastdict.build()"
+            )
+        f = FrozenStore(os.fspath(path))
+        for what, want, have in (("keys", keys, f.key_codec), ("values", values, f.value_codec)):
+            if want is not None and want != have:
+                f.close()
+                raise FormatError(f"{os.fspath(path)}: {what} codec is {have!r}, not {want!r}")
+        return f
     seg = parse_size(segment_size)
     if seg <= 0 or seg & (seg - 1):
         raise ValueError(f"segment_size must be a power of two, not {segment_size!r}")

@@ -3,8 +3,10 @@
 //! tree of `vastdict._errors`, and releases the GIL around engine work.
 //! The public API lives in the Python package.
 
+mod build;
 mod codec;
 mod errors;
+mod frozen;
 mod pipeline;
 mod store;
 
@@ -13,6 +15,9 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _vastdict(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::NativeStore>()?;
+    m.add_class::<frozen::NativeFrozen>()?;
+    m.add_function(wrap_pyfunction!(build::build_pairs, m)?)?;
+    m.add_function(wrap_pyfunction!(build::build_file, m)?)?;
     m.add_function(wrap_pyfunction!(store::_after_fork_in_child, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

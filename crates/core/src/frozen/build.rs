@@ -146,11 +146,7 @@ impl Builder {
         if key.len() > MAX_ITEM || value.len() > MAX_ITEM {
             return Err(too_large(key.len().max(value.len())));
         }
-        self.starts.push(self.arena.len() as u64);
-        put_varint(&mut self.arena, key.len() as u64);
-        put_varint(&mut self.arena, value.len() as u64);
-        self.arena.extend_from_slice(key);
-        self.arena.extend_from_slice(value);
+        self.push_raw(key, value);
         self.received += 1;
         if self.received.is_multiple_of(65536) {
             self.opts.received.store(self.received, Ordering::Relaxed);
@@ -282,10 +278,7 @@ impl Builder {
                 let (arena, starts) = (&mut self.arena, &mut self.starts);
                 spill.read(p, |h, k, v| {
                     starts.push(arena.len() as u64);
-                    put_varint(arena, k.len() as u64);
-                    put_varint(arena, v.len() as u64);
-                    arena.extend_from_slice(k);
-                    arena.extend_from_slice(v);
+                    encode_pair(arena, k, v);
                     hashes.push(h);
                 })?;
                 let sorted = self.sorted(hashes)?;
@@ -313,11 +306,16 @@ impl Builder {
 
     fn push_raw(&mut self, k: &[u8], v: &[u8]) {
         self.starts.push(self.arena.len() as u64);
-        put_varint(&mut self.arena, k.len() as u64);
-        put_varint(&mut self.arena, v.len() as u64);
-        self.arena.extend_from_slice(k);
-        self.arena.extend_from_slice(v);
+        encode_pair(&mut self.arena, k, v);
     }
+}
+
+/// Append one pair in the form [`Builder::add_encoded`] takes.
+pub fn encode_pair(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    put_varint(out, key.len() as u64);
+    put_varint(out, value.len() as u64);
+    out.extend_from_slice(key);
+    out.extend_from_slice(value);
 }
 
 fn too_large(len: usize) -> Error {

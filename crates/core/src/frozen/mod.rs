@@ -12,6 +12,6 @@ mod source;
 mod spill;
 mod writer;
 
-pub use build::{build_pairs, BuildOptions, Builder, OnDuplicate, DEFAULT_SEED};
+pub use build::{build_pairs, encode_pair, BuildOptions, Builder, OnDuplicate, DEFAULT_SEED};
 pub use reader::Frozen;
 pub use source::{add_file, Column, FieldCodec, FileFormat, FileSource, FileStats};

@@ -6,9 +6,8 @@
 //! store's codecs: "bytes" and "str" keep the text (str checks UTF-8),
 //! "int" parses a signed 64-bit integer, "json" stores canonical JSON.
 
-use super::build::Builder;
+use super::build::{encode_pair, Builder};
 use crate::error::{Error, IoContext, Result};
-use crate::record::put_varint;
 use rayon::prelude::*;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -240,10 +239,7 @@ fn parse_chunk(chunk: &[u8], src: &FileSource, columns: Option<(usize, usize)>) 
         };
         match pair {
             Ok((k, v)) => {
-                put_varint(&mut p.records, k.len() as u64);
-                put_varint(&mut p.records, v.len() as u64);
-                p.records.extend_from_slice(&k);
-                p.records.extend_from_slice(&v);
+                encode_pair(&mut p.records, &k, &v);
                 p.pairs += 1;
             }
             Err(_) if src.skip_errors => p.skipped += 1,
@@ -430,10 +426,7 @@ fn add_csv(
         };
         match pair {
             Ok((kb, vb)) => {
-                put_varint(&mut batch, kb.len() as u64);
-                put_varint(&mut batch, vb.len() as u64);
-                batch.extend_from_slice(&kb);
-                batch.extend_from_slice(&vb);
+                encode_pair(&mut batch, &kb, &vb);
                 in_batch += 1;
             }
             Err(_) if src.skip_errors => stats.skipped += 1,

@@ -1,0 +1,240 @@
+"""Frozen stores: immutable files built in bulk, shared by every process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, Sequence, ValuesView
+from typing import Any
+
+from ._size import parse_size
+from ._vastdict import NativeFrozen, build_file, build_pairs
+
+_SCAN_CHUNK = 4096
+_KEYS, _VALUES, _ITEMS = 0, 1, 2
+_FORMATS = {
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".txt": "tsv",
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+}
+
+
+class FrozenStore(NativeFrozen, Mapping):
+    """A read-only map in one memory-mapped file, built by :func:`vastdict.build`.
+
+    Opening is O(1) and costs the process almost no memory of its own: the
+    file's pages live in the page cache, shared by every process that opens
+    it (or inherits it through ``fork``). A handle pickles as a reference
+    (its path), so it can be passed to ``multiprocessing`` workers.
+
+    >>> import tempfile, vastdict
+    >>> path = tempfile.mkdtemp() + "/ids.vdf"
+    >>> vastdict.build(path, {"a": 1, "b": 2}, keys="str", values="int", progress=False)["pairs"]
+    2
+    >>> f = vastdict.open(path)
+    >>> f["b"], f.get("z"), len(f), sorted(f)
+    (2, None, 2, ['a', 'b'])
+    """
+
+    def _iterate(self, what: int) -> Iterator[Any]:
+        cursor: tuple[int, int] | None = (0, 0)
+        while cursor is not None:
+            chunk, cursor = self._scan(cursor, what, _SCAN_CHUNK)
+            yield from chunk
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._iterate(_KEYS)
+
+    def values(self) -> ValuesView[Any]:
+        """A view of the values, read in file order."""
+        return _ValuesView(self)
+
+    def items(self) -> ItemsView[Any, Any]:
+        """A view of the (key, value) pairs, read in file order."""
+        return _ItemsView(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # By reference: the receiving process maps the same file.
+        return (FrozenStore, (os.fspath(self.path),))
+
+    def __enter__(self) -> FrozenStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return f"<vastdict.FrozenStore {str(self.path)!r} closed>"
+        return f"<vastdict.FrozenStore {str(self.path)!r} entries={len(self)}>"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return len(self) == len(other) and dict(self.items()) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class _ValuesView(ValuesView):
+    _mapping: FrozenStore
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._mapping._iterate(_VALUES)
+
+
+class _ItemsView(ItemsView):
+    _mapping: FrozenStore
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return self._mapping._iterate(_ITEMS)
+
+
+def is_frozen_file(path: str | os.PathLike[str]) -> bool:
+    """True if ``path`` is a file that starts like a frozen store."""
+    try:
+        with os.fdopen(os.open(path, os.O_RDONLY), "rb") as f:
+            return f.read(8) == b"VDFROZEN"
+    except (IsADirectoryError, FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def build(
+    path: str | os.PathLike[str],
+    source: Any,
+    *,
+    keys: str = "bytes",
+    values: str = "bytes",
+    memory_budget: int | str = "2GiB",
+    threads: int | None = None,
+    on_duplicate: str = "last",
+    progress: bool = True,
+    format: str | None = None,
+    key_column: int | str | None = None,
+    value_column: int | str | None = None,
+    delimiter: str | None = None,
+    header: bool = False,
+    errors: str = "raise",
+) -> dict[str, Any]:
+    """Build a frozen store at ``path`` from ``source``; returns a summary.
+
+    ``source`` is a mapping; an iterable of (key, value) pairs; a tuple of two
+    equal-length sequences or arrays (keys, values); a pyarrow ``Table`` or
+    ``RecordBatchReader``; or the path of a TSV, CSV, JSONL or Parquet file.
+    TSV, CSV and JSONL files are parsed by the engine on all cores; by
+    default a TSV/CSV line's first column is the key and its second the value
+    (no header), and a JSONL object's fields ``"key"`` and ``"value"``.
+
+    The build holds at most about ``memory_budget`` in memory (larger inputs
+    are partitioned to temporary files next to ``path``), uses ``threads``
+    cores (all by default), and writes the file under a temporary name that
+    is renamed to ``path`` when complete, so readers never see a partial
+    file. Ctrl-C stops it and removes everything it wrote.
+
+    Args:
+        keys, values: codecs, as for :func:`vastdict.open` (file sources take
+            ``"bytes"``, ``"str"``, ``"int"`` or ``"json"``).
+        on_duplicate: ``"last"`` keeps the last value of a repeated key,
+            ``"first"`` the first, ``"error"`` raises :class:`InvalidError`.
+        progress: show a progress bar (on a terminal only).
+        format: ``"tsv"``, ``"csv"``, ``"jsonl"`` or ``"parquet"``; by default
+            from the file's extension.
+        key_column, value_column: column number (from 0) or name (with
+            ``header=True``), or JSON field name.
+        delimiter: field separator for TSV/CSV (default tab / comma).
+        header: the first line of a TSV/CSV file names the columns.
+        errors: ``"raise"`` stops at the first bad line with an
+            :class:`InputError` naming file and line; ``"skip"`` skips bad
+            lines and counts them in the summary's ``"skipped"``.
+
+    Returns:
+        ``{"pairs", "received", "skipped", "bytes_on_disk", "seconds"}``.
+    """
+    if errors not in ("raise", "skip"):
+        raise ValueError(f'errors must be "raise" or "skip", not {errors!r}')
+    budget = parse_size(memory_budget)
+    target = os.fspath(path)
+    common = (keys, values, budget, on_duplicate, threads, progress)
+    if isinstance(source, (str, os.PathLike)):
+        src = os.fspath(source)
+        fmt = format or _FORMATS.get(os.path.splitext(src)[1].lower())
+        if fmt is None:
+            raise ValueError(
+                f"cannot tell the format of {src!r} from its extension; "
+                'pass format="tsv", "csv", "jsonl" or "parquet"'
+            )
+        if fmt == "parquet":
+            return _build_parquet(target, src, key_column, value_column, common)
+        return build_file(
+            target,
+            src,
+            fmt,
+            *common,
+            delimiter=delimiter,
+            header=header,
+            key_column=key_column,
+            value_column=value_column,
+            skip_errors=errors == "skip",
+        )
+    if type(source).__module__.startswith("pyarrow"):
+        return _build_arrow(target, source, key_column, value_column, common)
+    pairs, total = _pairs_of(source)
+    return build_pairs(target, pairs, *common, total)
+
+
+def _pairs_of(source: Any) -> tuple[Iterable[Any], int | None]:
+    if isinstance(source, Mapping):
+        return source.items(), len(source)
+    if isinstance(source, tuple) and len(source) == 2 and all(_is_column(c) for c in source):
+        ks, vs = source
+        if len(ks) != len(vs):
+            raise ValueError(f"keys and values differ in length: {len(ks)} and {len(vs)}")
+        ks, vs = (c.tolist() if hasattr(c, "tolist") else c for c in (ks, vs))
+        return zip(ks, vs, strict=True), len(ks)
+    total = len(source) if isinstance(source, Sequence) else None
+    return source, total
+
+
+def _is_column(c: Any) -> bool:
+    return hasattr(c, "__len__") and not isinstance(c, (str, bytes, bytearray, tuple))
+
+
+def _arrow_pairs(batches: Iterable[Any], key_column: Any, value_column: Any) -> Iterator[Any]:
+    for batch in batches:
+        names = batch.schema.names
+        k = names[key_column or 0] if not isinstance(key_column, str) else key_column
+        v = (
+            names[1 if value_column is None else value_column]
+            if not isinstance(value_column, str)
+            else value_column
+        )
+        yield from zip(batch.column(k).to_pylist(), batch.column(v).to_pylist(), strict=True)
+
+
+def _build_arrow(
+    target: str, source: Any, key_column: Any, value_column: Any, common: tuple
+) -> dict[str, Any]:
+    if hasattr(source, "to_batches"):
+        batches, total = source.to_batches(), source.num_rows
+    else:
+        batches, total = source, None
+    return build_pairs(target, _arrow_pairs(batches, key_column, value_column), *common, total)
+
+
+def _build_parquet(
+    target: str, src: str, key_column: Any, value_column: Any, common: tuple
+) -> dict[str, Any]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ImportError("reading Parquet needs pyarrow: pip install pyarrow") from None
+    f = pq.ParquetFile(src)
+    return build_pairs(
+        target,
+        _arrow_pairs(f.iter_batches(), key_column, value_column),
+        *common,
+        f.metadata.num_rows,
+    )
