@@ -217,6 +217,11 @@ def open(
                 f.close()
                 raise FormatError(f"{os.fspath(path)}: {what} codec is {have!r}, not {want!r}")
         return f
+    if os.path.isfile(path):
+        raise FormatError(
+            f"{os.fspath(path)}: not a vastdict store (a store is a directory, a frozen "
+            "store a file made by vastdict.build())"
+        )
     seg = parse_size(segment_size)
     if seg <= 0 or seg & (seg - 1):
         raise ValueError(f"segment_size must be a power of two, not {segment_size!r}")

@@ -141,6 +141,7 @@ impl NativeFrozen {
     ) -> PyResult<Bound<'py, PyList>> {
         use rayon::prelude::*;
         let f = self.frozen(py)?;
+        let pool = crate::threads::pool()?;
         let mut batch = Batch::default();
         for k in keys.try_iter()? {
             batch.push(&self.key_codec.encode(&k?, "key")?);
@@ -148,10 +149,15 @@ impl NativeFrozen {
         let found = py
             .detach(|| -> vastdict_core::Result<Found> {
                 let refs = batch.refs();
-                let vals: Vec<Option<&[u8]>> = refs
-                    .par_chunks(4096)
-                    .map(|c| f.get_many(c))
-                    .collect::<vastdict_core::Result<Vec<_>>>()?
+                if refs.len() <= 4096 {
+                    return Ok(Found::collect(&f.get_many(&refs)?));
+                }
+                let vals: Vec<Option<&[u8]>> = pool
+                    .install(|| {
+                        refs.par_chunks(4096)
+                            .map(|c| f.get_many(c))
+                            .collect::<vastdict_core::Result<Vec<_>>>()
+                    })?
                     .into_iter()
                     .flatten()
                     .collect();

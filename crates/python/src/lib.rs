@@ -9,6 +9,7 @@ mod errors;
 mod frozen;
 mod pipeline;
 mod store;
+mod threads;
 
 use pyo3::prelude::*;
 

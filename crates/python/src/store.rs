@@ -304,7 +304,9 @@ impl NativeStore {
         let mut chunk = self.next_chunk(&mut iter, CHUNK)?;
         if chunk.len() < CHUNK {
             // Small batch: no thread.
-            let found = py.detach(|| store.get_many(&chunk.refs())).py_err(py)?;
+            let found = py
+                .detach(|| store.get_many_sequential(&chunk.refs()))
+                .py_err(py)?;
             for v in found {
                 out.push(self.value_or_none(py, v)?);
             }
