@@ -181,18 +181,18 @@ pub fn build_pairs<'py>(
         in_batch += 1;
         if batch.len() >= 1 << 20 {
             let b = &mut builder;
-            py.detach(|| pool.install(|| b.add_encoded(&batch, in_batch)))
+            let full = std::mem::take(&mut batch);
+            py.detach(|| pool.install(|| b.add_encoded(full, in_batch)))
                 .py_err(py)?;
             received += in_batch;
             pb.set_position(received);
-            batch.clear();
             in_batch = 0;
         }
     }
     received += in_batch;
     let position = AtomicU64::new(received);
     let header = run_watched(py, &pool, &opts, &pb, &position, move || {
-        builder.add_encoded(&batch, in_batch)?;
+        builder.add_encoded(batch, in_batch)?;
         builder.finish()
     })?;
     pb.finish_and_clear();

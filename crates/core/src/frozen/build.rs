@@ -10,12 +10,13 @@
 //! finished file is renamed into place, so `path` only ever holds nothing,
 //! the old file, or the complete new one.
 
+use super::arena::Arena;
 use super::format::{self, Header};
 use super::spill::{Spill, PARTS};
 use super::writer::{SortedPairs, Writer};
 use crate::error::{Error, IoContext, Result};
 use crate::hash::KeyHash;
-use crate::record::{get_varint, put_varint, MAX_ITEM};
+use crate::record::{put_varint, MAX_ITEM};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -87,8 +88,7 @@ pub struct Builder {
     path: PathBuf,
     work: WorkDir,
     opts: BuildOptions,
-    /// Records `klen varint | vlen varint | key | value`.
-    arena: Vec<u8>,
+    arena: Arena,
     starts: Vec<u64>,
     spill: Option<Spill>,
     received: u64,
@@ -122,7 +122,7 @@ impl Builder {
             path: path.to_path_buf(),
             work: WorkDir(work),
             opts,
-            arena: Vec::new(),
+            arena: Arena::default(),
             starts: Vec::new(),
             spill: None,
             received: 0,
@@ -159,25 +159,18 @@ impl Builder {
     }
 
     /// Add `count` pairs already encoded as `klen varint | vlen varint |
-    /// key | value` records (as the file parsers produce them).
-    pub fn add_encoded(&mut self, records: &[u8], count: u64) -> Result<()> {
-        let base = self.arena.len();
-        self.arena.extend_from_slice(records);
-        let mut pos = base;
-        for _ in 0..count {
-            self.starts.push(pos as u64);
-            let kl = get_varint(&self.arena, &mut pos).unwrap_or(0) as usize;
-            let vl = get_varint(&self.arena, &mut pos).unwrap_or(0) as usize;
-            if kl > MAX_ITEM || vl > MAX_ITEM {
-                return Err(too_large(kl.max(vl)));
+    /// key | value` records (see [`encode_pair`]), taking the buffer over.
+    pub fn add_encoded(&mut self, records: Vec<u8>, count: u64) -> Result<()> {
+        let starts = self.arena.append(records, count).ok_or_else(|| {
+            Error::Invalid("internal error: encoded pairs do not match their count".into())
+        })?;
+        for &s in &starts {
+            let (k, v) = self.arena.pair(s);
+            if k.len() > MAX_ITEM || v.len() > MAX_ITEM {
+                return Err(too_large(k.len().max(v.len())));
             }
-            pos += kl + vl;
         }
-        if pos != self.arena.len() {
-            return Err(Error::Invalid(
-                "internal error: encoded pairs do not match their count".into(),
-            ));
-        }
+        self.starts.extend_from_slice(&starts);
         self.received += count;
         self.opts.received.store(self.received, Ordering::Relaxed);
         self.check_cancel()?;
@@ -188,14 +181,14 @@ impl Builder {
     }
 
     fn in_memory(&self) -> u64 {
-        self.arena.len() as u64 + self.starts.len() as u64 * PER_PAIR
+        self.arena.bytes() + self.starts.len() as u64 * PER_PAIR
     }
 
     fn hashes(&self) -> Vec<u64> {
         let arena = &self.arena;
         self.starts
             .par_iter()
-            .map(|&s| KeyHash::of(arena_pair(arena, s).0, DEFAULT_SEED).0)
+            .map(|&s| KeyHash::of(arena.pair(s).0, DEFAULT_SEED).0)
             .collect()
     }
 
@@ -209,7 +202,7 @@ impl Builder {
         let spill = self.spill.as_mut().ok_or(Error::Interrupted)?;
         let mut scratch = Vec::new();
         for (&s, &h) in self.starts.iter().zip(&hashes) {
-            let (k, v) = arena_pair(&self.arena, s);
+            let (k, v) = self.arena.pair(s);
             spill.push(h, k, v, &mut scratch)?;
         }
         self.arena.clear();
@@ -277,8 +270,7 @@ impl Builder {
                 }
                 let (arena, starts) = (&mut self.arena, &mut self.starts);
                 spill.read(p, |h, k, v| {
-                    starts.push(arena.len() as u64);
-                    encode_pair(arena, k, v);
+                    starts.push(arena.push(k, v));
                     hashes.push(h);
                 })?;
                 let sorted = self.sorted(hashes)?;
@@ -291,7 +283,7 @@ impl Builder {
                     })
                     .collect();
             }
-            self.arena = Vec::new();
+            self.arena.clear();
             w.finish()?
         };
         std::fs::rename(&out, &self.path).at(&self.path)?;
@@ -305,8 +297,8 @@ impl Builder {
     }
 
     fn push_raw(&mut self, k: &[u8], v: &[u8]) {
-        self.starts.push(self.arena.len() as u64);
-        encode_pair(&mut self.arena, k, v);
+        let s = self.arena.push(k, v);
+        self.starts.push(s);
     }
 }
 
@@ -324,17 +316,8 @@ fn too_large(len: usize) -> Error {
     ))
 }
 
-/// Key and value of the arena record at `s` (written by this module, so
-/// well formed).
-fn arena_pair(arena: &[u8], s: u64) -> (&[u8], &[u8]) {
-    let mut pos = s as usize;
-    let kl = get_varint(arena, &mut pos).unwrap_or(0) as usize;
-    let vl = get_varint(arena, &mut pos).unwrap_or(0) as usize;
-    (&arena[pos..pos + kl], &arena[pos + kl..pos + kl + vl])
-}
-
 /// Keep one pair per key among entries sorted by (hash, input position).
-fn dedupe(arena: &[u8], entries: Vec<(u64, u64)>, policy: OnDuplicate) -> Result<Vec<(u64, u64)>> {
+fn dedupe(arena: &Arena, entries: Vec<(u64, u64)>, policy: OnDuplicate) -> Result<Vec<(u64, u64)>> {
     let has_dup = entries.windows(2).any(|w| w[0].0 == w[1].0);
     if !has_dup {
         return Ok(entries);
@@ -349,8 +332,8 @@ fn dedupe(arena: &[u8], entries: Vec<(u64, u64)>, policy: OnDuplicate) -> Result
         // entries[i..j] share a hash; usually they share the key as well.
         let group = &entries[i..j];
         for (gi, e) in group.iter().enumerate() {
-            let key = arena_pair(arena, e.1).0;
-            let same = |o: &(u64, u64)| arena_pair(arena, o.1).0 == key;
+            let key = arena.pair(e.1).0;
+            let same = |o: &(u64, u64)| arena.pair(o.1).0 == key;
             let seen_before = group[..gi].iter().any(same);
             let seen_after = group[gi + 1..].iter().any(same);
             let keep = match policy {
@@ -382,7 +365,7 @@ fn show_key(key: &[u8]) -> String {
 }
 
 struct Sorted<'a> {
-    arena: &'a [u8],
+    arena: &'a Arena,
     entries: Vec<(u64, u64)>,
 }
 
@@ -394,6 +377,6 @@ impl SortedPairs for Sorted<'_> {
         self.entries[i].0
     }
     fn pair(&self, i: usize) -> (&[u8], &[u8]) {
-        arena_pair(self.arena, self.entries[i].1)
+        self.arena.pair(self.entries[i].1)
     }
 }

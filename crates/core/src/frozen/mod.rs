@@ -5,6 +5,7 @@
 //! Layout and checksums are in [`format`]; [`Builder`] writes a file with
 //! bounded memory; [`Frozen`] reads one.
 
+mod arena;
 mod build;
 pub mod format;
 mod reader;

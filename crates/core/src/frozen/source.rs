@@ -174,7 +174,7 @@ pub fn add_file(
                     reason,
                 });
             }
-            builder.add_encoded(&p.records, p.pairs)?;
+            builder.add_encoded(p.records, p.pairs)?;
             stats.pairs += p.pairs;
             stats.skipped += p.skipped;
             line_no += p.lines;
@@ -226,7 +226,11 @@ fn parse_chunk(chunk: &[u8], src: &FileSource, columns: Option<(usize, usize)>) 
         bytes: chunk.len() as u64,
         ..Parsed::default()
     };
-    for raw in chunk.split_inclusive(|&b| b == b'\n') {
+    let mut at = 0;
+    while at < chunk.len() {
+        let end = memchr::memchr(b'\n', &chunk[at..]).map_or(chunk.len(), |e| at + e + 1);
+        let raw = &chunk[at..end];
+        at = end;
         p.lines += 1;
         let line = trim_eol(raw);
         if line.is_empty() {
@@ -262,18 +266,25 @@ fn tsv_pair<'a>(
 ) -> std::result::Result<Pair<'a>, String> {
     let want = k.max(v) + 1;
     let mut fields: [&[u8]; 2] = [b"", b""];
-    let mut n = 0;
-    for (i, f) in line.split(|&b| b == src.delimiter).enumerate() {
+    let mut start = 0;
+    // Only the fields up to the last one wanted are looked at.
+    for i in 0..want {
+        let end = match memchr::memchr(src.delimiter, &line[start..]) {
+            Some(e) => start + e,
+            None if i + 1 == want => line.len(),
+            None if start <= line.len() => {
+                let have = i + 1;
+                return Err(format!("{have} column(s), need at least {want}"));
+            }
+            None => line.len(),
+        };
         if i == k {
-            fields[0] = f;
+            fields[0] = &line[start..end];
         }
         if i == v {
-            fields[1] = f;
+            fields[1] = &line[start..end];
         }
-        n = i + 1;
-    }
-    if n < want {
-        return Err(format!("{n} column(s), need at least {want}"));
+        start = end + 1;
     }
     Ok((
         convert_text(fields[0], src.key_codec, "key")?,
@@ -433,16 +444,15 @@ fn add_csv(
             Err(reason) => return Err(input_err(line, reason)),
         }
         if batch.len() >= 1 << 20 {
-            builder.add_encoded(&batch, in_batch)?;
+            builder.add_encoded(std::mem::take(&mut batch), in_batch)?;
             stats.pairs += in_batch;
-            batch.clear();
             in_batch = 0;
             let pos = record.position().map_or(last_pos, |p| p.byte());
             bytes_done.fetch_add(pos - last_pos, Ordering::Relaxed);
             last_pos = pos;
         }
     }
-    builder.add_encoded(&batch, in_batch)?;
+    builder.add_encoded(batch, in_batch)?;
     stats.pairs += in_batch;
     Ok(stats)
 }

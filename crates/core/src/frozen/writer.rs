@@ -9,7 +9,8 @@ use super::format::{self, Entry, Header, ENTRY_LEN, HEADER_LEN, MAX_SHIFT};
 use crate::error::{Error, IoContext, Result};
 use rayon::prelude::*;
 use std::fs::File;
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -25,11 +26,11 @@ const RANGE_PAIRS: usize = 1 << 16;
 
 pub struct Writer {
     out_path: PathBuf,
-    out: BufWriter<File>,
+    out: File,
     index_path: PathBuf,
-    index: BufWriter<File>,
+    index: File,
     table_path: PathBuf,
-    table: BufWriter<File>,
+    table: File,
     header: Header,
     next_bucket: u64,
 }
@@ -37,7 +38,7 @@ pub struct Writer {
 impl Writer {
     /// Start a file at `out_path` with side files in `work`.
     pub fn create(out_path: &Path, work: &Path, header: Header) -> Result<Self> {
-        let create = |p: &Path| -> Result<BufWriter<File>> {
+        let create = |p: &Path| -> Result<File> {
             // Read back later (side files are copied into the output).
             let f = std::fs::OpenOptions::new()
                 .read(true)
@@ -46,10 +47,9 @@ impl Writer {
                 .truncate(true)
                 .open(p)
                 .at(p)?;
-            Ok(BufWriter::with_capacity(1 << 20, f))
+            Ok(f)
         };
-        let mut out = create(out_path)?;
-        out.seek(SeekFrom::Start(HEADER_LEN)).at(out_path)?;
+        let out = create(out_path)?;
         let index_path = work.join("index.tmp");
         let table_path = work.join("table.tmp");
         Ok(Writer {
@@ -125,17 +125,31 @@ impl Writer {
                     encode(pairs, a, b, from, to, &bucket)
                 })
                 .collect::<Result<_>>()?;
+            // Each part's place follows from the sizes of those before it;
+            // then all parts are written at once, at their offsets.
+            let mut bases = Vec::with_capacity(parts.len());
             for part in &parts {
-                self.write_part(part)?;
+                bases.push((self.header.data_len, self.header.len, self.next_bucket));
+                self.header.data_len += part.data.len() as u64;
+                self.header.len += (part.index.len() / 3) as u64;
+                self.header.raw_bytes += part.raw;
+                self.next_bucket += part.buckets.len() as u64;
             }
+            parts
+                .par_iter()
+                .zip(bases)
+                .try_for_each(|(part, base)| self.write_part(part, base))?;
         }
         Ok((keep..n).collect())
     }
 
-    /// Write one encoded range: its data and index as they are, and its
-    /// table entries now that the absolute offsets are known.
-    fn write_part(&mut self, part: &Part) -> Result<()> {
-        let (data_base, first_base) = (self.header.data_len, self.header.len);
+    /// Write one encoded range at its place: its data and index as they
+    /// are, and its table entries now that the absolute offsets are known.
+    fn write_part(
+        &self,
+        part: &Part,
+        (data_base, first_base, bucket_base): (u64, u64, u64),
+    ) -> Result<()> {
         let mut table = Vec::with_capacity(part.buckets.len() * ENTRY_LEN as usize);
         let mut cum = 0usize;
         for (j, b) in part.buckets.iter().enumerate() {
@@ -145,12 +159,12 @@ impl Writer {
                 shift: b.shift,
                 crc: 0,
             };
+            let next_start = part
+                .buckets
+                .get(j + 1)
+                .map_or(part.data.len() as u64, |n| n.start);
             let next = Entry {
-                data_off: data_base
-                    + part
-                        .buckets
-                        .get(j + 1)
-                        .map_or(part.data.len() as u64, |n| n.start),
+                data_off: data_base + next_start,
                 first: entry.first + u64::from(b.count),
                 shift: 0,
                 crc: 0,
@@ -160,14 +174,15 @@ impl Writer {
             table.extend_from_slice(&Entry { crc, ..entry }.encode());
             cum += b.count as usize;
         }
-        self.out.write_all(&part.data).at(&self.out_path)?;
-        self.index.write_all(&part.index).at(&self.index_path)?;
-        self.table.write_all(&table).at(&self.table_path)?;
-        self.header.data_len += part.data.len() as u64;
-        self.header.len += cum as u64;
-        self.header.raw_bytes += part.raw;
-        self.next_bucket += part.buckets.len() as u64;
-        Ok(())
+        self.out
+            .write_all_at(&part.data, HEADER_LEN + data_base)
+            .at(&self.out_path)?;
+        self.index
+            .write_all_at(&part.index, 3 * first_base)
+            .at(&self.index_path)?;
+        self.table
+            .write_all_at(&table, bucket_base * ENTRY_LEN)
+            .at(&self.table_path)
     }
 
     /// Append the index and the table, write the header, sync. The file is
@@ -181,19 +196,16 @@ impl Writer {
             crc: 0,
         };
         self.table
-            .write_all(&sentinel.encode())
+            .write_all_at(&sentinel.encode(), self.next_bucket * ENTRY_LEN)
             .at(&self.table_path)?;
         self.header.index_len = self.header.len * 3;
-        let mut out = self
-            .out
-            .into_inner()
-            .map_err(|e| e.into_error())
+        let mut out = self.out;
+        out.seek(SeekFrom::Start(HEADER_LEN + self.header.data_len))
             .at(&self.out_path)?;
-        for (side, path) in [
+        for (mut f, path) in [
             (self.index, &self.index_path),
             (self.table, &self.table_path),
         ] {
-            let mut f = side.into_inner().map_err(|e| e.into_error()).at(path)?;
             f.seek(SeekFrom::Start(0)).at(path)?;
             std::io::copy(&mut f, &mut out).at(&self.out_path)?;
             drop(f);
