@@ -173,30 +173,65 @@ impl Frozen {
         Ok(None)
     }
 
-    /// Values of many keys (`None` where missing), with the table entry,
-    /// index block and record of a window of keys fetched from memory
-    /// together, so their latencies overlap.
+    /// Values of many keys (`None` where missing). A window of keys goes
+    /// through the lookup in stages (table entry, index block, record),
+    /// each stage prefetching what the next reads, so the memory latencies
+    /// of the window overlap instead of adding up.
     pub fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<&[u8]>>> {
         const WINDOW: usize = 16;
         let mut out = Vec::with_capacity(keys.len());
-        let nb = self.header.nbuckets;
+        let h = &self.header;
         let mut hashes = [0u64; WINDOW];
+        let mut buckets = [0u64; WINDOW];
         for ks in keys.chunks(WINDOW) {
-            for (h, k) in hashes.iter_mut().zip(ks) {
-                *h = self.hash(k);
-                let at = self.header.table_off() + format::bucket_of(*h, nb) * ENTRY_LEN;
-                crate::prefetch::read(self.map[at as usize..].as_ptr());
+            for ((hh, b), k) in hashes.iter_mut().zip(&mut buckets).zip(ks) {
+                *hh = self.hash(k);
+                *b = format::bucket_of(*hh, h.nbuckets);
+                let at = h.table_off() + *b * ENTRY_LEN;
+                self.prefetch(at, 2 * ENTRY_LEN);
             }
-            for &h in &hashes[..ks.len()] {
-                let e = self.entry(format::bucket_of(h, nb));
-                let ix = self.header.index_off() + e.first.min(self.header.len) * 3;
-                crate::prefetch::read(self.map[ix as usize..].as_ptr());
+            for &b in &buckets[..ks.len()] {
+                let (e, next) = (self.entry(b), self.entry(b + 1));
+                let first = e.first.min(h.len);
+                let count = next.first.clamp(first, h.len) - first;
+                self.prefetch(h.index_off() + first * 3, count * 3);
             }
-            for (&h, k) in hashes.iter().zip(ks) {
-                out.push(self.get_hashed(h, k)?);
+            for (&hh, &b) in hashes.iter().zip(&buckets).take(ks.len()) {
+                if let Some(at) = self.likely_record(hh, b) {
+                    self.prefetch(HEADER_LEN + at, 128);
+                }
+            }
+            for (&hh, k) in hashes.iter().zip(ks) {
+                out.push(self.get_hashed(hh, k)?);
             }
         }
         Ok(out)
+    }
+
+    /// Start loading `len` bytes at file offset `at` into the cache.
+    fn prefetch(&self, at: u64, len: u64) {
+        let end = (at + len.max(1)).min(self.map.len() as u64);
+        let mut line = at & !63;
+        while line < end {
+            crate::prefetch::read(self.map[line as usize..].as_ptr());
+            line += 64;
+        }
+    }
+
+    /// Data offset of the first record in bucket `b` whose fingerprint
+    /// matches (unchecked: only a prefetch hint).
+    fn likely_record(&self, hh: u64, b: u64) -> Option<u64> {
+        let h = &self.header;
+        let (e, next) = (self.entry(b), self.entry(b + 1));
+        if next.first < e.first || next.first > h.len || e.shift > format::MAX_SHIFT {
+            return None;
+        }
+        let count = (next.first - e.first) as usize;
+        let ix = (h.index_off() + e.first * 3) as usize;
+        let block = &self.map[ix..ix + 3 * count];
+        let j = block[..count].iter().position(|&f| f == format::fingerprint(hh))?;
+        let off = u16::from_le_bytes([block[count + 2 * j], block[count + 2 * j + 1]]);
+        Some(e.data_off + (u64::from(off) << e.shift)).filter(|&at| at < h.data_len)
     }
 
     /// Pairs from position `cursor` (bucket, record in bucket) on, at most
