@@ -94,8 +94,9 @@ pub struct Builder {
     received: u64,
 }
 
-/// Bytes of memory per pair beyond its arena bytes (start + sort entry).
-const PER_PAIR: u64 = 24;
+/// Bytes of memory per pair beyond its arena bytes: its start, its hash
+/// and its sort entry.
+const PER_PAIR: u64 = 32;
 
 impl Builder {
     pub fn new(path: &Path, opts: BuildOptions) -> Result<Self> {
@@ -152,7 +153,7 @@ impl Builder {
             self.opts.received.store(self.received, Ordering::Relaxed);
             self.check_cancel()?;
         }
-        if self.in_memory() > self.opts.memory_budget / 2 {
+        if self.in_memory() > self.opts.memory_budget / 4 * 3 {
             self.spill_now()?;
         }
         Ok(())
@@ -174,7 +175,7 @@ impl Builder {
         self.received += count;
         self.opts.received.store(self.received, Ordering::Relaxed);
         self.check_cancel()?;
-        if self.in_memory() > self.opts.memory_budget / 2 {
+        if self.in_memory() > self.opts.memory_budget / 4 * 3 {
             self.spill_now()?;
         }
         Ok(())

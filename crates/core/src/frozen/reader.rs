@@ -229,7 +229,9 @@ impl Frozen {
         let count = (next.first - e.first) as usize;
         let ix = (h.index_off() + e.first * 3) as usize;
         let block = &self.map[ix..ix + 3 * count];
-        let j = block[..count].iter().position(|&f| f == format::fingerprint(hh))?;
+        let j = block[..count]
+            .iter()
+            .position(|&f| f == format::fingerprint(hh))?;
         let off = u16::from_le_bytes([block[count + 2 * j], block[count + 2 * j + 1]]);
         Some(e.data_off + (u64::from(off) << e.shift)).filter(|&at| at < h.data_len)
     }

@@ -122,45 +122,55 @@ pub fn add_file(
     if src.format == FileFormat::Csv {
         return add_csv(builder, src, file, bytes_done);
     }
-    let len = file.metadata().at(&src.path)?.len();
-    if len == 0 {
-        return Ok(FileStats::default());
-    }
-    // SAFETY: the input is only read; if another process truncates it
-    // meanwhile, reads past the new end fault, as with any mapped input,
-    // which is documented for build().
-    let map = unsafe { memmap2::Mmap::map(&file) }.at(&src.path)?;
-    let _ = map.advise(memmap2::Advice::Sequential);
-    let data: &[u8] = &map;
-    let mut pos = 0usize;
+    // Read (not mapped) so the input's pages never count as the build's
+    // memory; blocks of whole lines are parsed on all cores.
+    let threads = rayon::current_num_threads().max(1);
+    let block = CHUNK * threads * 2;
+    let mut file = file;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut want = block;
     let mut line_no = 0u64;
     let mut stats = FileStats::default();
     let mut columns: Option<(usize, usize)> = None;
-    if src.format == FileFormat::Tsv {
-        let first_end = memchr::memchr(b'\n', data).map_or(data.len(), |e| e + 1);
-        let first = trim_eol(&data[..first_end]);
-        let names: Vec<&[u8]> = first.split(|&b| b == src.delimiter).collect();
-        columns = Some((
-            column_index(&src.key, &names, src.header, &src.path)?,
-            column_index(&src.value, &names, src.header, &src.path)?,
-        ));
-        if src.header {
-            pos = first_end;
-            line_no = 1;
+    let mut first_block = true;
+    loop {
+        let eof = fill(&mut file, &mut buf, want).at(&src.path)?;
+        let end = match memchr::memrchr(b'\n', &buf) {
+            _ if eof => buf.len(),
+            Some(e) => e + 1,
+            None => {
+                // One line longer than a block: read more of it.
+                want = buf.len() * 2;
+                continue;
+            }
+        };
+        want = block;
+        let mut data = &buf[..end];
+        if first_block && src.format == FileFormat::Tsv {
+            let first_end = memchr::memchr(b'\n', data).map_or(data.len(), |e| e + 1);
+            let names: Vec<&[u8]> = trim_eol(&data[..first_end])
+                .split(|&b| b == src.delimiter)
+                .collect();
+            columns = Some((
+                column_index(&src.key, &names, src.header, &src.path)?,
+                column_index(&src.value, &names, src.header, &src.path)?,
+            ));
+            if src.header {
+                data = &data[first_end..];
+                line_no = 1;
+                bytes_done.fetch_add(first_end as u64, Ordering::Relaxed);
+            }
         }
-    }
-    let threads = rayon::current_num_threads().max(1);
-    while pos < data.len() {
-        // The next few chunks, each ending at a line end.
+        first_block = false;
         let mut chunks = Vec::with_capacity(threads * 2);
-        while chunks.len() < threads * 2 && pos < data.len() {
-            let end = (pos + CHUNK).min(data.len());
-            let end = match memchr::memchr(b'\n', &data[end..]) {
-                Some(e) if end < data.len() => end + e + 1,
+        while !data.is_empty() {
+            let cut = CHUNK.min(data.len());
+            let cut = match memchr::memchr(b'\n', &data[cut..]) {
+                Some(e) if cut < data.len() => cut + e + 1,
                 _ => data.len(),
             };
-            chunks.push(&data[pos..end]);
-            pos = end;
+            chunks.push(&data[..cut]);
+            data = &data[cut..];
         }
         let parsed: Vec<Parsed> = chunks
             .par_iter()
@@ -180,8 +190,33 @@ pub fn add_file(
             line_no += p.lines;
             bytes_done.fetch_add(p.bytes, Ordering::Relaxed);
         }
+        buf.drain(..end);
+        if eof && buf.is_empty() {
+            return Ok(stats);
+        }
     }
-    Ok(stats)
+}
+
+/// Read into `buf` until it holds `want` bytes or the input ends; true at
+/// the end of the input.
+fn fill(r: &mut impl std::io::Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
+    while buf.len() < want {
+        let have = buf.len();
+        buf.resize(want, 0);
+        match r.read(&mut buf[have..]) {
+            Ok(0) => {
+                buf.truncate(have);
+                return Ok(true);
+            }
+            Ok(n) => buf.truncate(have + n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(have),
+            Err(e) => {
+                buf.truncate(have);
+                return Err(e);
+            }
+        }
+    }
+    Ok(false)
 }
 
 fn trim_eol(line: &[u8]) -> &[u8] {
