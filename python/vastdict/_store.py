@@ -246,6 +246,8 @@ def verify(path: str | os.PathLike[str]) -> dict[str, int]:
     """
     s = open(path, "r")
     try:
+        if isinstance(s, FrozenStore):
+            return {"entries": s.verify(), "buckets": s.stats()["buckets"]}
         return s.verify()
     finally:
         s.close()

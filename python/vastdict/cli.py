@@ -117,7 +117,38 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     report = vastdict.verify(args.store)
-    print(f"ok: {report['entries']:,} entries, {report['blocks']:,} blocks checked")
+    what = ", ".join(f"{v:,} {k}" for k, v in report.items())
+    print(f"ok: {what} checked")
+    return 0
+
+
+def _column(text: str | None) -> int | str | None:
+    return int(text) if text is not None and text.isdigit() else text
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    summary = vastdict.build(
+        args.out,
+        args.source,
+        keys=args.keys,
+        values=args.values,
+        memory_budget=args.memory_budget,
+        threads=args.threads,
+        on_duplicate=args.on_duplicate,
+        progress=not args.quiet,
+        format=args.format,
+        key_column=_column(args.key_column),
+        value_column=_column(args.value_column),
+        delimiter=args.delimiter,
+        header=args.header,
+        errors=args.errors,
+    )
+    if not args.quiet:
+        skipped = f", {summary['skipped']:,} bad lines skipped" if summary["skipped"] else ""
+        print(
+            f"{args.out}: {summary['pairs']:,} pairs from {summary['received']:,}{skipped}, "
+            f"{summary['bytes_on_disk'] / 2**20:,.1f} MiB, {summary['seconds']:.1f} s"
+        )
     return 0
 
 
@@ -139,6 +170,22 @@ def main(argv: list[str] | None = None) -> int:
     verify = sub.add_parser("verify", help="check every byte of a store")
     verify.add_argument("store")
     verify.set_defaults(func=cmd_verify)
+    build = sub.add_parser("build", help="build a frozen store from a file")
+    build.add_argument("source", help="input file")
+    build.add_argument("out", help="frozen store to write")
+    build.add_argument("--format", choices=["tsv", "csv", "jsonl", "parquet"])
+    build.add_argument("--keys", default="bytes", help="key codec (default bytes)")
+    build.add_argument("--values", default="bytes", help="value codec (default bytes)")
+    build.add_argument("--key-column", help="column number or name, or JSON field (default: first)")
+    build.add_argument("--value-column", help="column number or name, or JSON field")
+    build.add_argument("--delimiter", help="field separator (default tab for TSV, comma for CSV)")
+    build.add_argument("--header", action="store_true", help="the first line names the columns")
+    build.add_argument("--memory-budget", default="2GiB")
+    build.add_argument("--threads", type=int)
+    build.add_argument("--on-duplicate", default="last", choices=["first", "last", "error"])
+    build.add_argument("--errors", default="raise", choices=["raise", "skip"])
+    build.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    build.set_defaults(func=cmd_build)
     args = p.parse_args(argv)
     try:
         return args.func(args)
