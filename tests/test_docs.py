@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import vastdict
+import vastdict._frozen
 import vastdict._size
 import vastdict._store
 
@@ -12,7 +13,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def test_docstring_examples():
-    for module in (vastdict, vastdict._store, vastdict._size):
+    for module in (vastdict, vastdict._store, vastdict._size, vastdict._frozen):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0, f"{module.__name__} has no examples"
         assert result.failed == 0, f"{module.__name__}: {result.failed} examples failed"
@@ -27,3 +28,16 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     s = namespace["s"]
     assert s["https://example.org"] == 404
     assert s.get_many(["https://example.com", "x"]) == [200, None]
+
+
+def test_readme_frozen_example_runs(tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    frozen = [b for b in blocks if "vastdict.build(" in b]
+    assert frozen, "README has no frozen-store example"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pairs.tsv").write_text("some key\tits value\na\t1\nb\t2\n")
+    namespace: dict = {}
+    exec(frozen[0], namespace)
+    table = namespace["table"]
+    assert table["some key"] == "its value"
+    assert table.get_many(["a", "b"]) == ["1", "2"]
