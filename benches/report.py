@@ -12,6 +12,8 @@ import json
 import statistics
 from pathlib import Path
 
+import frozen_report
+
 HERE = Path(__file__).resolve().parent
 RAW_BYTES_PER_PAIR = 72  # 43-byte keys + 29-byte values (store_bench.make_data)
 
@@ -209,6 +211,9 @@ def main() -> None:
         out += lines
     if growth:
         out += growth_section(growth)
+    frozen = sorted(results.glob("frozen-*.json"), key=lambda p: int(p.stem.split("-")[1]))
+    for path in reversed(frozen):
+        out += frozen_report.sections(json.loads(path.read_text()))
     (HERE / "RESULTS.md").write_text("\n".join(out))
     print(f"wrote {HERE / 'RESULTS.md'}")
 

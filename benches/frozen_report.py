@@ -1,0 +1,142 @@
+"""The frozen-store sections of RESULTS.md (called by report.py)."""
+
+from __future__ import annotations
+
+import statistics
+
+RAW_BYTES_PER_PAIR = 72
+PERSISTENT = ("lmdb", "rocksdict", "keyvi", "marisa_trie", "sqlite3")
+
+
+def _med(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def _rate(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"{_med(values) / 1e6:.2f}M/s ({min(values) / 1e6:.2f}-{max(values) / 1e6:.2f})"
+
+
+def summarize(data: dict) -> dict[str, dict[str, float]]:
+    out = {}
+    for kind, runs in data["runs"].items():
+        if not runs:
+            continue
+        n = runs[0]["n"]
+        out[kind] = {
+            "build": _med([n / r["build_s"] for r in runs]),
+            "get": _med([r["queries"] / r["get_loop_s"] for r in runs]),
+            "miss": _med([r["queries"] / r["miss_loop_s"] for r in runs]),
+            "batch": _med([r["queries"] / r["get_many_s"] for r in runs if "get_many_s" in r]),
+            "scale": _med([2 * r["scale_1_s"] / r["scale_2_s"] for r in runs if "scale_2_s" in r]),
+            "disk": _med([r["disk_bytes"] / n for r in runs]),
+            "peak": _med([r["build_peak_rss"] for r in runs]),
+        }
+    return out
+
+
+def sections(data: dict) -> list[str]:
+    n = data["n"]
+    s = summarize(data)
+    v, d = s.get("vastdict"), s.get("dict")
+    lines: list[str] = []
+    if v:
+        rows = []
+
+        def row(bar: str, measured: str, ok: bool) -> None:
+            rows.append(f"| {bar} | {measured} | {'met' if ok else '**not met**'} |")
+
+        anchors = {k: s[k]["build"] for k in PERSISTENT if k in s}
+        if anchors:
+            best = max(anchors, key=anchors.get)
+            row(
+                "build at least 10x the fastest persistent anchor's bulk build",
+                f"{v['build'] / 1e6:.2f}M/s vs {best} {anchors[best] / 1e6:.2f}M/s "
+                f"({v['build'] / anchors[best]:.1f}x)",
+                v["build"] >= 10 * anchors[best],
+            )
+        if d:
+            row(
+                "build at least 2x building a `dict` from the same file",
+                f"{v['build'] / 1e6:.2f}M/s vs {d['build'] / 1e6:.2f}M/s "
+                f"({v['build'] / d['build']:.2f}x)",
+                v["build"] >= 2 * d["build"],
+            )
+        budget = data["budget"]
+        row(
+            f"peak RSS of the build within `memory_budget` ({budget})",
+            f"{v['peak'] / 2**20:,.0f} MiB (whole process)",
+            v["peak"] <= 2 * 2**30,
+        )
+        extra = v["disk"] - RAW_BYTES_PER_PAIR
+        row(
+            "disk at most raw bytes + 8 per pair",
+            f"{v['disk']:.1f} = raw {RAW_BYTES_PER_PAIR} + {extra:.1f}",
+            extra <= 8,
+        )
+        if d:
+            row(
+                "random `[]` from a Python loop at least as fast as `dict`",
+                f"{v['get'] / 1e6:.2f}M/s vs {d['get'] / 1e6:.2f}M/s ({v['get'] / d['get']:.2f}x)",
+                v["get"] >= d["get"],
+            )
+        row(
+            "`get_many` at least 10M keys/s (page cache warm)",
+            f"{v['batch'] / 1e6:.2f}M/s",
+            v["batch"] >= 10e6,
+        )
+        row(
+            "misses at least as fast as hits",
+            f"{v['miss'] / 1e6:.2f}M/s vs {v['get'] / 1e6:.2f}M/s",
+            v["miss"] >= v["get"],
+        )
+        row(
+            "two processes reading give at least 1.8x one",
+            f"{v['scale']:.2f}x" + (f" (dict, forked: {d['scale']:.2f}x)" if d else ""),
+            v["scale"] >= 1.8,
+        )
+        lines += [
+            "## Bars of the frozen-store issue",
+            "",
+            "| bar | measured | |",
+            "|---|---|---|",
+            *rows,
+            "",
+        ]
+    lines += [
+        f"## Frozen stores: {n:,} URL-like pairs, built from one TSV file",
+        "",
+        f"Command: `{data['command']}` ({data['rounds']} rounds in shuffled order, each store",
+        "built and read in a fresh process; median with min-max). Build: from the TSV file to",
+        "a finished store (anchors read and split the file in Python and sort it where their",
+        "bulk path needs sorted input; vastdict parses it in the engine, memory budget",
+        f"{data['budget']}). Queries: 1M random existing keys as fresh objects; misses: the",
+        "same keys with their last byte changed. Two processes: forked after the build, each",
+        "running the same 300k-get loop, against one process alone.",
+        "",
+        "| store | build, pairs/s | build peak RSS | random get loop | misses loop |"
+        " batch get | 2 procs | disk B/pair |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for kind, runs in data["runs"].items():
+        if not runs:
+            continue
+        sk = s[kind]
+        build = [r["n"] / r["build_s"] for r in runs]
+        get = [r["queries"] / r["get_loop_s"] for r in runs]
+        miss = [r["queries"] / r["miss_loop_s"] for r in runs]
+        batch = [r["queries"] / r["get_many_s"] for r in runs if "get_many_s" in r]
+        scale = f"{sk['scale']:.2f}x" if sk["scale"] else "-"
+        disk = f"{sk['disk']:.1f}" if sk["disk"] else "-"
+        lines.append(
+            f"| {kind} | {_rate(build)} | {sk['peak'] / 2**20:,.0f} MiB | {_rate(get)} | "
+            f"{_rate(miss)} | {_rate(batch)} | {scale} | {disk} |"
+        )
+    lines += [
+        "",
+        "Peak RSS of a build is the whole process's, and for the anchors includes the",
+        "Python lists they are built from.",
+        "",
+    ]
+    return lines
