@@ -5,7 +5,7 @@
 
 use crate::codec::Codec;
 use crate::errors::{closed, IntoPyResult};
-use crate::pipeline::{Batch, Found};
+use crate::pipeline::{self, Found};
 use parking_lot::RwLock;
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
@@ -28,13 +28,6 @@ pub struct NativeFrozen {
 impl NativeFrozen {
     fn frozen(&self, py: Python<'_>) -> PyResult<Arc<Frozen>> {
         self.inner.read().clone().ok_or_else(|| closed(py))
-    }
-
-    fn value<'py>(&self, py: Python<'py>, v: Option<&[u8]>) -> PyResult<Bound<'py, PyAny>> {
-        match v {
-            Some(v) => self.value_codec.decode(py, v),
-            None => Ok(py.None().into_bound(py)),
-        }
     }
 
     /// Look `key` up; `None` if missing (or if it cannot be a key here).
@@ -134,6 +127,8 @@ impl NativeFrozen {
     }
 
     /// Values of many keys in one call, `None` where a key is missing.
+    /// Lookups run on all cores without the GIL, pipelined with this
+    /// thread's reading of keys and building of values.
     fn get_many<'py>(
         &self,
         py: Python<'py>,
@@ -142,32 +137,18 @@ impl NativeFrozen {
         use rayon::prelude::*;
         let f = self.frozen(py)?;
         let pool = crate::threads::pool()?;
-        let mut batch = Batch::default();
-        for k in keys.try_iter()? {
-            batch.push(&self.key_codec.encode(&k?, "key")?);
-        }
-        let found = py
-            .detach(|| -> vastdict_core::Result<Found> {
-                let refs = batch.refs();
-                if refs.len() <= 4096 {
-                    return Ok(Found::collect(&f.get_many(&refs)?));
-                }
-                let vals: Vec<Option<&[u8]>> = pool
-                    .install(|| {
-                        refs.par_chunks(4096)
-                            .map(|c| f.get_many(c))
-                            .collect::<vastdict_core::Result<Vec<_>>>()
-                    })?
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                Ok(Found::collect(&vals))
-            })
-            .py_err(py)?;
-        let out = (0..found.len())
-            .map(|i| self.value(py, found.get(i)))
-            .collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, out)
+        pipeline::lookup_many(py, keys, self.key_codec, self.value_codec, |batch| {
+            let refs = batch.refs();
+            if refs.len() <= 1024 {
+                return Ok(Found::collect(&f.get_many(&refs)?));
+            }
+            let parts = pool.install(|| {
+                refs.par_chunks(1024)
+                    .map(|c| f.get_many(c).map(|v| Found::collect(&v)))
+                    .collect::<vastdict_core::Result<Vec<Found>>>()
+            })?;
+            Ok(Found::concat(parts))
+        })
     }
 
     /// Up to `max` keys, values or items (`what` 0, 1, 2) from `cursor`.

@@ -7,8 +7,10 @@
 //! holding the GIL (it releases it first), so a worker waiting for the
 //! store lock held by another Python thread always lets that thread finish.
 
+use crate::codec::Codec;
 use crossbeam_channel::{bounded, Receiver, Sender as SyncSender, TrySendError};
 use pyo3::prelude::*;
+use pyo3::types::{PyIterator, PyList};
 
 /// Keys (or values) copied out of Python objects into one buffer.
 #[derive(Default)]
@@ -65,6 +67,20 @@ impl Found {
         self.present.len()
     }
 
+    /// One `Found` of the parts, in order.
+    pub fn concat(parts: Vec<Found>) -> Found {
+        let mut all = Found::default();
+        for p in parts {
+            let base = all.values.bytes.len();
+            all.values.bytes.extend_from_slice(&p.values.bytes);
+            all.values
+                .ends
+                .extend(p.values.ends.iter().map(|e| e + base));
+            all.present.extend_from_slice(&p.present);
+        }
+        all
+    }
+
     pub fn get(&self, i: usize) -> Option<&[u8]> {
         self.present[i].then(|| self.values.get(i))
     }
@@ -89,4 +105,92 @@ pub fn recv<T: Send>(py: Python<'_>, rx: &Receiver<T>) -> Option<T> {
 
 pub fn channel<T>() -> (SyncSender<T>, Receiver<T>) {
     bounded(2)
+}
+
+/// Up to `n` keys from `iter`, encoded.
+pub fn next_keys(iter: &mut Bound<'_, PyIterator>, codec: Codec, n: usize) -> PyResult<Batch> {
+    let mut batch = Batch::default();
+    for k in iter.by_ref().take(n) {
+        batch.push(&codec.encode(&k?, "key")?);
+    }
+    Ok(batch)
+}
+
+/// Keys per chunk of a pipelined batch lookup.
+const CHUNK: usize = 8192;
+
+/// Look up every key of `keys` with `lookup` (run without the GIL) and
+/// return the values as a list (`None` where missing). Batches of more
+/// than one chunk run as a pipeline: this thread reads the next chunk's
+/// keys and builds the previous chunk's values while a worker looks up
+/// the current one.
+pub fn lookup_many<'py, L>(
+    py: Python<'py>,
+    keys: &Bound<'py, PyAny>,
+    key_codec: Codec,
+    value_codec: Codec,
+    lookup: L,
+) -> PyResult<Bound<'py, PyList>>
+where
+    L: Fn(&Batch) -> vastdict_core::Result<Found> + Sync,
+{
+    use crate::errors::IntoPyResult;
+    let mut out: Vec<Bound<'py, PyAny>> = Vec::with_capacity(keys.len().unwrap_or(0));
+    let push = |out: &mut Vec<Bound<'py, PyAny>>, found: &Found| -> PyResult<()> {
+        for i in 0..found.len() {
+            out.push(match found.get(i) {
+                Some(v) => value_codec.decode(py, v)?,
+                None => py.None().into_bound(py),
+            });
+        }
+        Ok(())
+    };
+    let mut iter = keys.try_iter()?;
+    let mut chunk = next_keys(&mut iter, key_codec, CHUNK)?;
+    if chunk.len() < CHUNK {
+        let found = py.detach(|| lookup(&chunk)).py_err(py)?;
+        push(&mut out, &found)?;
+        return PyList::new(py, out);
+    }
+    let (tx, rx_keys) = channel::<Batch>();
+    let (tx_found, rx) = channel::<vastdict_core::Result<Found>>();
+    let lookup = &lookup;
+    std::thread::scope(|scope| -> PyResult<()> {
+        scope.spawn(move || {
+            for batch in rx_keys {
+                if tx_found.send(lookup(&batch)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut in_flight = 0usize;
+        let result = (|| -> PyResult<()> {
+            loop {
+                let last = chunk.len() < CHUNK;
+                if !chunk.ends.is_empty() {
+                    send(py, &tx, std::mem::take(&mut chunk));
+                    in_flight += 1;
+                }
+                if !last {
+                    chunk = next_keys(&mut iter, key_codec, CHUNK)?;
+                }
+                // Keep one chunk queued ahead; build the oldest's values.
+                while in_flight > usize::from(!last) {
+                    let found = recv(py, &rx)
+                        .ok_or_else(|| {
+                            pyo3::exceptions::PyRuntimeError::new_err("lookup thread stopped")
+                        })?
+                        .py_err(py)?;
+                    in_flight -= 1;
+                    push(&mut out, &found)?;
+                }
+                if last {
+                    return Ok(());
+                }
+            }
+        })();
+        drop(tx);
+        result
+    })?;
+    PyList::new(py, out)
 }

@@ -125,26 +125,6 @@ impl NativeStore {
         }
         Ok(g)
     }
-
-    /// Up to `n` keys from `iter`, encoded.
-    fn next_chunk(
-        &self,
-        iter: &mut Bound<'_, pyo3::types::PyIterator>,
-        n: usize,
-    ) -> PyResult<Batch> {
-        let mut batch = Batch::default();
-        for k in iter.by_ref().take(n) {
-            batch.push(&self.key_codec.encode(&k?, "key")?);
-        }
-        Ok(batch)
-    }
-
-    fn value_or_none<'py>(&self, py: Python<'py>, v: Option<&[u8]>) -> PyResult<Bound<'py, PyAny>> {
-        match v {
-            Some(v) => self.value_codec.decode(py, v),
-            None => Ok(py.None().into_bound(py)),
-        }
-    }
 }
 
 #[pymethods]
@@ -296,71 +276,15 @@ impl NativeStore {
         py: Python<'py>,
         keys: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
-        const CHUNK: usize = 8192;
         let g = self.read(py)?;
         let store = store!(g);
-        let mut out: Vec<Bound<'py, PyAny>> = Vec::with_capacity(keys.len().unwrap_or(0));
-        let mut iter = keys.try_iter()?;
-        let mut chunk = self.next_chunk(&mut iter, CHUNK)?;
-        if chunk.len() < CHUNK {
-            // Small batch: no thread.
-            let found = py
-                .detach(|| store.get_many_sequential(&chunk.refs()))
-                .py_err(py)?;
-            for v in found {
-                out.push(self.value_or_none(py, v)?);
-            }
-            return PyList::new(py, out);
-        }
-        let (tx, rx_keys) = pipeline::channel::<Batch>();
-        let (tx_found, rx) = pipeline::channel::<vastdict_core::Result<Found>>();
-        std::thread::scope(|scope| -> PyResult<()> {
-            scope.spawn(move || {
-                for batch in rx_keys {
-                    // The worker copies the values out while they are hot in
-                    // its cache; the calling thread then reads one sequential
-                    // buffer instead of taking a cache and TLB miss per value.
-                    let found = store
-                        .get_many_sequential(&batch.refs())
-                        .map(|vals| Found::collect(&vals));
-                    if tx_found.send(found).is_err() {
-                        break;
-                    }
-                }
-            });
-            let mut in_flight = 0usize;
-            let result = (|| -> PyResult<()> {
-                loop {
-                    let last = chunk.len() < CHUNK;
-                    if !chunk.ends.is_empty() {
-                        pipeline::send(py, &tx, std::mem::take(&mut chunk));
-                        in_flight += 1;
-                    }
-                    if !last {
-                        chunk = self.next_chunk(&mut iter, CHUNK)?;
-                    }
-                    // Keep one chunk queued ahead; build the oldest's values.
-                    while in_flight > usize::from(!last) {
-                        let found = pipeline::recv(py, &rx)
-                            .ok_or_else(|| {
-                                pyo3::exceptions::PyRuntimeError::new_err("lookup thread stopped")
-                            })?
-                            .py_err(py)?;
-                        in_flight -= 1;
-                        for i in 0..found.len() {
-                            out.push(self.value_or_none(py, found.get(i))?);
-                        }
-                    }
-                    if last {
-                        return Ok(());
-                    }
-                }
-            })();
-            drop(tx);
-            result
-        })?;
-        drop(g);
-        PyList::new(py, out)
+        pipeline::lookup_many(py, keys, self.key_codec, self.value_codec, |batch| {
+            // The worker copies the values out while they are hot in its
+            // cache; the calling thread then reads one sequential buffer.
+            store
+                .get_many_sequential(&batch.refs())
+                .map(|vals| Found::collect(&vals))
+        })
     }
 
     /// Write many pairs in one call (an iterable of (key, value)). This
