@@ -110,16 +110,7 @@ impl Segment {
         const CHUNK: u64 = 8 << 20;
         if at / CHUNK != end / CHUNK {
             let start = (end / CHUNK - 1) * CHUNK;
-            // SAFETY: a plain syscall on our own descriptor; failure only
-            // means writeback starts later, so the result is ignored.
-            unsafe {
-                libc::sync_file_range(
-                    std::os::unix::io::AsRawFd::as_raw_fd(&self.file),
-                    start as libc::off64_t,
-                    CHUNK as libc::off64_t,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                );
-            }
+            crate::files::start_writeback(&self.file, start, CHUNK);
         }
         Ok(at)
     }

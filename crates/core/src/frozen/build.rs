@@ -380,4 +380,7 @@ impl SortedPairs for Sorted<'_> {
     fn pair(&self, i: usize) -> (&[u8], &[u8]) {
         self.arena.pair(self.entries[i].1)
     }
+    fn prefetch(&self, i: usize) {
+        self.arena.prefetch(self.entries[i].1);
+    }
 }

@@ -257,7 +257,7 @@ struct Parsed {
 
 fn parse_chunk(chunk: &[u8], src: &FileSource, columns: Option<(usize, usize)>) -> Parsed {
     let mut p = Parsed {
-        records: Vec::with_capacity(chunk.len() + chunk.len() / 16),
+        records: super::arena::record_buffer(chunk.len() + chunk.len() / 16),
         bytes: chunk.len() as u64,
         ..Parsed::default()
     };

@@ -19,20 +19,30 @@ pub trait SortedPairs: Sync {
     fn len(&self) -> usize;
     fn hash(&self, i: usize) -> u64;
     fn pair(&self, i: usize) -> (&[u8], &[u8]);
+    /// Hint that pair `i` will be read soon (pairs sit in memory in input
+    /// order, so reading them in hash order is a random gather).
+    fn prefetch(&self, _i: usize) {}
 }
 
 /// Pairs a range of buckets is encoded with at a time, per thread.
 const RANGE_PAIRS: usize = 1 << 16;
+/// How far ahead of the pair being encoded its successors are prefetched.
+const PREFETCH_AHEAD: usize = 16;
 
 pub struct Writer {
+    files: Files,
+    header: Header,
+    next_bucket: u64,
+}
+
+/// The output file and the two side files.
+struct Files {
     out_path: PathBuf,
     out: File,
     index_path: PathBuf,
     index: File,
     table_path: PathBuf,
     table: File,
-    header: Header,
-    next_bucket: u64,
 }
 
 impl Writer {
@@ -53,12 +63,14 @@ impl Writer {
         let index_path = work.join("index.tmp");
         let table_path = work.join("table.tmp");
         Ok(Writer {
-            out_path: out_path.to_path_buf(),
-            out,
-            index: create(&index_path)?,
-            index_path,
-            table: create(&table_path)?,
-            table_path,
+            files: Files {
+                out_path: out_path.to_path_buf(),
+                out,
+                index: create(&index_path)?,
+                index_path,
+                table: create(&table_path)?,
+                table_path,
+            },
             header: Header {
                 len: 0,
                 data_len: 0,
@@ -107,49 +119,111 @@ impl Writer {
         cuts.push(keep);
         let ranges: Vec<(usize, usize)> = cuts.windows(2).map(|w| (w[0], w[1])).collect();
         let threads = rayon::current_num_threads().max(1) * 2;
-        for (gi0, group) in ranges.chunks(threads).enumerate() {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(Error::Interrupted);
-            }
-            let first_range = gi0 * threads;
-            let parts: Vec<Part> = group
-                .par_iter()
-                .enumerate()
-                .map(|(gi, &(a, b))| {
-                    let ri = first_range + gi;
-                    let from = if ri == 0 { self.next_bucket } else { bucket(a) };
-                    let to = match ranges.get(ri + 1) {
-                        Some(&(na, _)) => bucket(na),
-                        None => stop_bucket,
-                    };
-                    encode(pairs, a, b, from, to, &bucket)
-                })
-                .collect::<Result<_>>()?;
-            // Each part's place follows from the sizes of those before it;
-            // then all parts are written at once, at their offsets.
-            let mut bases = Vec::with_capacity(parts.len());
-            for part in &parts {
-                bases.push((self.header.data_len, self.header.len, self.next_bucket));
-                self.header.data_len += part.data.len() as u64;
-                self.header.len += (part.index.len() / 3) as u64;
-                self.header.raw_bytes += part.raw;
-                self.next_bucket += part.buckets.len() as u64;
-            }
-            parts
-                .par_iter()
-                .zip(bases)
-                .try_for_each(|(part, base)| self.write_part(part, base))?;
-        }
+        // A writer thread writes each group while the next is encoded.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Part>, Vec<Base>)>(1);
+        let files = &self.files;
+        std::thread::scope(|scope| -> Result<()> {
+            let writer = scope.spawn(move || -> Result<()> {
+                for (parts, bases) in rx {
+                    for (part, base) in parts.iter().zip(bases) {
+                        files.write_part(part, base)?;
+                    }
+                }
+                Ok(())
+            });
+            let encoded = (|| -> Result<()> {
+                for (gi0, group) in ranges.chunks(threads).enumerate() {
+                    if cancel.load(Ordering::Relaxed) {
+                        return Err(Error::Interrupted);
+                    }
+                    let first_range = gi0 * threads;
+                    let next_bucket = self.next_bucket;
+                    let parts: Vec<Part> = group
+                        .par_iter()
+                        .enumerate()
+                        .map(|(gi, &(a, b))| {
+                            let ri = first_range + gi;
+                            let from = if ri == 0 { next_bucket } else { bucket(a) };
+                            let to = match ranges.get(ri + 1) {
+                                Some(&(na, _)) => bucket(na),
+                                None => stop_bucket,
+                            };
+                            encode(pairs, a, b, from, to, &bucket)
+                        })
+                        .collect::<Result<_>>()?;
+                    // Each part's place follows from the sizes before it.
+                    let mut bases = Vec::with_capacity(parts.len());
+                    for part in &parts {
+                        bases.push((self.header.data_len, self.header.len, self.next_bucket));
+                        self.header.data_len += part.data.len() as u64;
+                        self.header.len += (part.index.len() / 3) as u64;
+                        self.header.raw_bytes += part.raw;
+                        self.next_bucket += part.buckets.len() as u64;
+                    }
+                    if tx.send((parts, bases)).is_err() {
+                        break; // the writer failed; its error is reported below
+                    }
+                }
+                Ok(())
+            })();
+            drop(tx);
+            let written = writer.join().unwrap_or_else(|_| {
+                Err(Error::Invalid(
+                    "internal error: writer thread panicked".into(),
+                ))
+            });
+            encoded.and(written)
+        })?;
         Ok((keep..n).collect())
     }
 
+    /// Append the index and the table, write the header, sync. The file is
+    /// complete at `out_path` when this returns (the caller renames it).
+    pub fn finish(mut self) -> Result<Header> {
+        debug_assert_eq!(self.next_bucket, self.header.nbuckets);
+        let sentinel = Entry {
+            data_off: self.header.data_len,
+            first: self.header.len,
+            shift: 0,
+            crc: 0,
+        };
+        let files = self.files;
+        files
+            .table
+            .write_all_at(&sentinel.encode(), self.next_bucket * ENTRY_LEN)
+            .at(&files.table_path)?;
+        self.header.index_len = self.header.len * 3;
+        let mut out = files.out;
+        let out_path = files.out_path;
+        out.seek(SeekFrom::Start(HEADER_LEN + self.header.data_len))
+            .at(&out_path)?;
+        for (mut f, path) in [
+            (files.index, &files.index_path),
+            (files.table, &files.table_path),
+        ] {
+            f.seek(SeekFrom::Start(0)).at(path)?;
+            std::io::copy(&mut f, &mut out).at(&out_path)?;
+            drop(f);
+            std::fs::remove_file(path).at(path)?;
+        }
+        out.seek(SeekFrom::Start(0)).at(&out_path)?;
+        out.write_all(&self.header.encode()?).at(&out_path)?;
+        let len = out.seek(SeekFrom::End(0)).at(&out_path)?;
+        if len != self.header.file_len() {
+            return Err(Error::Invalid(format!(
+                "internal error: frozen file is {len} bytes, expected {}",
+                self.header.file_len()
+            )));
+        }
+        out.sync_all().at(&out_path)?;
+        Ok(self.header)
+    }
+}
+
+impl Files {
     /// Write one encoded range at its place: its data and index as they
     /// are, and its table entries now that the absolute offsets are known.
-    fn write_part(
-        &self,
-        part: &Part,
-        (data_base, first_base, bucket_base): (u64, u64, u64),
-    ) -> Result<()> {
+    fn write_part(&self, part: &Part, (data_base, first_base, bucket_base): Base) -> Result<()> {
         let mut table = Vec::with_capacity(part.buckets.len() * ENTRY_LEN as usize);
         let mut cum = 0usize;
         for (j, b) in part.buckets.iter().enumerate() {
@@ -177,51 +251,13 @@ impl Writer {
         self.out
             .write_all_at(&part.data, HEADER_LEN + data_base)
             .at(&self.out_path)?;
+        crate::files::start_writeback(&self.out, HEADER_LEN + data_base, part.data.len() as u64);
         self.index
             .write_all_at(&part.index, 3 * first_base)
             .at(&self.index_path)?;
         self.table
             .write_all_at(&table, bucket_base * ENTRY_LEN)
             .at(&self.table_path)
-    }
-
-    /// Append the index and the table, write the header, sync. The file is
-    /// complete at `out_path` when this returns (the caller renames it).
-    pub fn finish(mut self) -> Result<Header> {
-        debug_assert_eq!(self.next_bucket, self.header.nbuckets);
-        let sentinel = Entry {
-            data_off: self.header.data_len,
-            first: self.header.len,
-            shift: 0,
-            crc: 0,
-        };
-        self.table
-            .write_all_at(&sentinel.encode(), self.next_bucket * ENTRY_LEN)
-            .at(&self.table_path)?;
-        self.header.index_len = self.header.len * 3;
-        let mut out = self.out;
-        out.seek(SeekFrom::Start(HEADER_LEN + self.header.data_len))
-            .at(&self.out_path)?;
-        for (mut f, path) in [
-            (self.index, &self.index_path),
-            (self.table, &self.table_path),
-        ] {
-            f.seek(SeekFrom::Start(0)).at(path)?;
-            std::io::copy(&mut f, &mut out).at(&self.out_path)?;
-            drop(f);
-            std::fs::remove_file(path).at(path)?;
-        }
-        out.seek(SeekFrom::Start(0)).at(&self.out_path)?;
-        out.write_all(&self.header.encode()?).at(&self.out_path)?;
-        let len = out.seek(SeekFrom::End(0)).at(&self.out_path)?;
-        if len != self.header.file_len() {
-            return Err(Error::Invalid(format!(
-                "internal error: frozen file is {len} bytes, expected {}",
-                self.header.file_len()
-            )));
-        }
-        out.sync_all().at(&self.out_path)?;
-        Ok(self.header)
     }
 }
 
@@ -262,6 +298,9 @@ fn layout(lens: impl Iterator<Item = usize> + Clone, starts: &mut Vec<u64>) -> R
     ))
 }
 
+/// Data offset, first record and first bucket of a [`Part`] in the file.
+type Base = (u64, u64, u64);
+
 /// Where one bucket's records sit inside its [`Part`].
 struct BucketPlace {
     start: u64,
@@ -299,6 +338,9 @@ fn encode(
         let s = i;
         items.clear();
         while i < b && bucket(i) == bk {
+            if i + PREFETCH_AHEAD < b {
+                pairs.prefetch(i + PREFETCH_AHEAD);
+            }
             items.push(pairs.pair(i));
             i += 1;
         }
