@@ -19,6 +19,7 @@ pub mod files;
 pub mod frozen;
 pub mod hash;
 pub mod index;
+pub mod intmap;
 pub mod log;
 pub mod manifest;
 mod prefetch;
