@@ -2,7 +2,8 @@
 
 use proptest::prelude::*;
 use std::collections::HashMap;
-use vastdict_core::intmap::{write_frozen, FrozenIntMap, IntMap};
+use std::sync::Arc;
+use vastdict_core::intmap::{write_frozen, FrozenIntMap, IntMap, OverlayMap};
 use vastdict_core::Error;
 
 #[derive(Debug, Clone)]
@@ -179,6 +180,55 @@ fn damage_is_caught() {
                 Ok(None) => panic!("byte {at}: key {k} silently missing"),
                 Err(Error::Corruption { .. }) => {}
                 Err(e) => panic!("byte {at}: {e}"),
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Changes layered over a saved map, saved again: always the model.
+    #[test]
+    fn overlay_on_a_saved_map(first in ops(), second in ops()) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("m.vim");
+        let mut model = HashMap::new();
+        let mut o: OverlayMap<u32> = OverlayMap::new(None);
+        let mut probe = vec![0, u64::MAX];
+        for (round, ops) in [first, second].into_iter().enumerate() {
+            for op in ops {
+                match op {
+                    Op::Put(pairs) => {
+                        let (k, v): (Vec<u64>, Vec<u32>) = pairs.iter().copied().unzip();
+                        let before = model.len();
+                        for (k, v) in pairs {
+                            model.insert(k, v);
+                        }
+                        prop_assert_eq!(o.put_many(&k, &v).expect("put"), model.len() - before);
+                        probe.extend(k);
+                    }
+                    Op::Remove(keys) => {
+                        let n = keys.iter().filter(|k| model.remove(k).is_some()).count();
+                        prop_assert_eq!(o.remove_many(&keys).expect("remove"), n);
+                        probe.extend(keys);
+                    }
+                }
+                prop_assert_eq!(o.len(), model.len());
+            }
+            let mut out = vec![0u32; probe.len()];
+            let mut found = vec![false; probe.len()];
+            o.get_many(&probe, &mut out, &mut found).expect("get");
+            for (i, k) in probe.iter().enumerate() {
+                prop_assert_eq!(found[i].then_some(out[i]), model.get(k).copied());
+            }
+            let all: HashMap<u64, u32> = o.iter().collect();
+            prop_assert_eq!(&all, &model);
+            o.save(&path).expect("save");
+            let base = Arc::new(FrozenIntMap::open(&path).expect("open"));
+            prop_assert_eq!(base.len() as usize, model.len());
+            if round == 0 {
+                o = OverlayMap::new(Some(base));
             }
         }
     }

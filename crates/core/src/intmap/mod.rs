@@ -7,9 +7,11 @@
 
 mod frozen;
 mod map;
+mod overlay;
 mod part;
 mod value;
 
 pub use frozen::{write as write_frozen, FrozenIntMap};
 pub use map::IntMap;
+pub use overlay::OverlayMap;
 pub use value::{mix, unmix, Value};
