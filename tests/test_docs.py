@@ -6,6 +6,7 @@ from pathlib import Path
 
 import vastdict
 import vastdict._frozen
+import vastdict._intmap
 import vastdict._size
 import vastdict._store
 
@@ -13,7 +14,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def test_docstring_examples():
-    for module in (vastdict, vastdict._store, vastdict._size, vastdict._frozen):
+    for module in (vastdict, vastdict._store, vastdict._size, vastdict._frozen, vastdict._intmap):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0, f"{module.__name__} has no examples"
         assert result.failed == 0, f"{module.__name__}: {result.failed} examples failed"

@@ -30,6 +30,20 @@ from ._size import parse_size
 from ._store import Store, open, verify
 from ._vastdict import __version__
 
+
+def __getattr__(name: str) -> object:
+    # Integer maps need NumPy; import them (and it) only when asked for.
+    if name == "IntMap":
+        try:
+            from ._intmap import IntMap
+        except ImportError as e:
+            if "numpy" in str(e):
+                raise ImportError("vastdict.IntMap needs NumPy: pip install numpy") from e
+            raise
+        return IntMap
+    raise AttributeError(f"module 'vastdict' has no attribute {name!r}")
+
+
 __all__ = [
     "ClosedError",
     "CorruptionError",
@@ -39,6 +53,7 @@ __all__ = [
     "FormatError",
     "FrozenStore",
     "InputError",
+    "IntMap",
     "InvalidError",
     "LockedError",
     "ReadOnlyError",

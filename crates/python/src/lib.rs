@@ -7,6 +7,7 @@ mod build;
 mod codec;
 mod errors;
 mod frozen;
+mod intmap;
 mod pipeline;
 mod store;
 mod threads;
@@ -19,6 +20,11 @@ fn _vastdict(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<frozen::NativeFrozen>()?;
     m.add_function(wrap_pyfunction!(build::build_pairs, m)?)?;
     m.add_function(wrap_pyfunction!(build::build_file, m)?)?;
+    m.add_class::<intmap::IntMapU32>()?;
+    m.add_class::<intmap::IntMapU64>()?;
+    m.add_class::<intmap::IntMapI64>()?;
+    m.add_class::<intmap::IntMapF64>()?;
+    m.add_function(wrap_pyfunction!(intmap::intmap_file_dtype, m)?)?;
     m.add_function(wrap_pyfunction!(store::_after_fork_in_child, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
