@@ -103,13 +103,13 @@ impl<V: Value> IntMap<V> {
         self.parts[part_of(m)].remove(m)
     }
 
-    /// Group the positions of `keys` by partition, in input order.
-    fn scatter(keys: &[u64]) -> (Vec<u64>, Vec<usize>, Vec<u32>) {
-        let mixed: Vec<u64> = if keys.len() >= PARALLEL_FROM {
-            keys.par_iter().map(|&k| mix(k)).collect()
-        } else {
-            keys.iter().map(|&k| mix(k)).collect()
-        };
+    /// Mixed keys (and their payloads) grouped by partition, each group in
+    /// input order and contiguous, with the start of each group.
+    fn scatter<T: Copy + Default + Send + Sync>(
+        keys: &[u64],
+        payload: &[T],
+    ) -> (Vec<u64>, Vec<T>, Vec<usize>) {
+        let mixed: Vec<u64> = keys.par_iter().map(|&k| mix(k)).collect();
         let mut counts = vec![0usize; PARTS + 1];
         for &m in &mixed {
             counts[part_of(m) + 1] += 1;
@@ -118,32 +118,39 @@ impl<V: Value> IntMap<V> {
             counts[p + 1] += counts[p];
         }
         let starts = counts.clone();
-        let mut order = vec![0u32; keys.len()];
+        let mut ms = vec![0u64; keys.len()];
+        let mut ps = vec![T::default(); payload.len()];
         for (i, &m) in mixed.iter().enumerate() {
             let p = part_of(m);
-            order[counts[p]] = i as u32;
+            ms[counts[p]] = m;
+            if let Some(&v) = payload.get(i) {
+                ps[counts[p]] = v;
+            }
             counts[p] += 1;
         }
-        (mixed, starts, order)
+        (ms, ps, starts)
     }
 
     /// Set every `keys[i]` to `values[i]` (a later duplicate wins).
     /// Returns how many keys were new.
     pub fn put_many(&mut self, keys: &[u64], values: &[V]) -> Result<usize> {
         same_len(keys.len(), values.len())?;
-        if keys.len() < PARALLEL_FROM || keys.len() > u32::MAX as usize {
+        if keys.len() < PARALLEL_FROM {
             return Ok(keys
                 .iter()
                 .zip(values)
                 .filter(|(&k, &v)| self.put(k, v))
                 .count());
         }
-        let (mixed, starts, order) = Self::scatter(keys);
+        let (ms, vs, starts) = Self::scatter(keys, values);
         let mut new = 0;
         // Key 0 (mix 0) falls in partition 0's group; take it out first.
-        for &i in &order[starts[0]..starts[1]] {
-            if mixed[i as usize] == 0 {
-                new += usize::from(self.zero.replace(values[i as usize]).is_none());
+        for (&m, &v) in ms[starts[0]..starts[1]]
+            .iter()
+            .zip(&vs[starts[0]..starts[1]])
+        {
+            if m == 0 {
+                new += usize::from(self.zero.replace(v).is_none());
             }
         }
         Ok(new
@@ -152,41 +159,38 @@ impl<V: Value> IntMap<V> {
                 .par_iter_mut()
                 .enumerate()
                 .map(|(p, part)| {
-                    let mut n = 0;
-                    for &i in &order[starts[p]..starts[p + 1]] {
-                        let m = mixed[i as usize];
-                        if m != 0 {
-                            n += usize::from(part.put(m, values[i as usize]));
-                        }
+                    let (mk, mv) = (&ms[starts[p]..starts[p + 1]], &vs[starts[p]..starts[p + 1]]);
+                    if mk.len() > part.len / 8 {
+                        // A big batch: size once for the keys that are new.
+                        let new = mk.iter().filter(|&&m| part.find(m).is_err()).count();
+                        part.reserve(new);
                     }
-                    n
+                    mk.iter()
+                        .zip(mv)
+                        .filter(|(&m, &v)| m != 0 && part.put(m, v))
+                        .count()
                 })
                 .sum::<usize>())
     }
 
     /// Remove every key of `keys`; returns how many were there.
     pub fn remove_many(&mut self, keys: &[u64]) -> usize {
-        if keys.len() < PARALLEL_FROM || keys.len() > u32::MAX as usize {
+        if keys.len() < PARALLEL_FROM {
             return keys.iter().filter(|&&k| self.remove(k).is_some()).count();
         }
-        let (mixed, starts, order) = Self::scatter(keys);
+        let (ms, _, starts) = Self::scatter::<u8>(keys, &[]);
         let mut gone = 0;
-        for &i in &order[starts[0]..starts[1]] {
-            if mixed[i as usize] == 0 {
-                gone += usize::from(self.zero.take().is_some());
-            }
+        if ms[starts[0]..starts[1]].contains(&0) {
+            gone += usize::from(self.zero.take().is_some());
         }
         gone + self
             .parts
             .par_iter_mut()
             .enumerate()
             .map(|(p, part)| {
-                order[starts[p]..starts[p + 1]]
+                ms[starts[p]..starts[p + 1]]
                     .iter()
-                    .filter(|&&i| {
-                        let m = mixed[i as usize];
-                        m != 0 && part.remove(m).is_some()
-                    })
+                    .filter(|&&m| m != 0 && part.remove(m).is_some())
                     .count()
             })
             .sum::<usize>()

@@ -77,6 +77,16 @@ impl<V: Value> Part<V> {
         self.limit = ((cap as f64) * self.max_load) as usize;
     }
 
+    /// Make room for `more` new keys at once (one resize instead of many
+    /// 1.25x steps), leaving the load just under this partition's limit.
+    pub fn reserve(&mut self, more: usize) {
+        let want = self.len + more;
+        if want > self.limit {
+            let cap = (want as f64 / (self.max_load - 0.02)).ceil() as usize;
+            self.resize(cap.max(self.cap + self.cap / 4 + 16));
+        }
+    }
+
     /// Slot of `m`, or the slot where it would be inserted.
     #[inline]
     pub fn find(&self, m: u64) -> Result<usize, usize> {
