@@ -13,6 +13,7 @@ import statistics
 from pathlib import Path
 
 import frozen_report
+import intmap_report
 
 HERE = Path(__file__).resolve().parent
 RAW_BYTES_PER_PAIR = 72  # 43-byte keys + 29-byte values (store_bench.make_data)
@@ -214,6 +215,11 @@ def main() -> None:
     frozen = sorted(results.glob("frozen-*.json"), key=lambda p: int(p.stem.split("-")[1]))
     for path in reversed(frozen):
         out += frozen_report.sections(json.loads(path.read_text()))
+    intmaps = sorted(results.glob("intmap-*.json"), key=lambda p: int(p.stem.split("-")[1]))
+    loaded = [json.loads(p.read_text()) for p in intmaps]
+    out += intmap_report.bars(loaded)
+    for data in loaded:
+        out += intmap_report.section(data)
     (HERE / "RESULTS.md").write_text("\n".join(out))
     print(f"wrote {HERE / 'RESULTS.md'}")
 

@@ -42,3 +42,14 @@ def test_readme_frozen_example_runs(tmp_path, monkeypatch):
     table = namespace["table"]
     assert table["some key"] == "its value"
     assert table.get_many(["a", "b"]) == ["1", "2"]
+
+
+def test_readme_intmap_example_runs(tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    block = [b for b in blocks if "IntMap(" in b]
+    assert block, "README has no IntMap example"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(block[0], namespace)
+    assert namespace["ids"].get_many([22, 44], default=0).tolist() == [2, 0]
+    assert namespace["shared"][33] == 3
