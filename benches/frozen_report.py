@@ -140,3 +140,23 @@ def sections(data: dict) -> list[str]:
         "",
     ]
     return lines
+
+
+def scale_section(data: dict) -> list[str]:
+    n = data["n"]
+    gib = data["file_bytes"] / 2**30
+    return [
+        f"## Frozen store at scale: {n:,} generated pairs",
+        "",
+        f"Command: `{data['command']}` (16-byte keys, 8-byte values, built through",
+        f"the engine's Builder with a {data['budget_mib']:,} MiB memory budget; pairs generated",
+        "in Rust, so no Python object per pair). Machine: 2 cores, 24 GiB RAM.",
+        "",
+        f"- build: {data['build_s']:,.0f} s ({n / data['build_s'] / 1e6:.2f}M pairs/s),"
+        f" peak RSS {data['peak_rss'] / 2**30:.2f} GiB",
+        f"- file: {gib:.1f} GiB ({data['file_bytes'] / n:.1f} bytes per pair for 24 raw)",
+        f"- random gets right after the build (the file is larger than what the page cache"
+        f" holds, so many read the disk): {data['get_per_s_single_thread']:,.0f}/s one at a"
+        f" time, {data['get_many_per_s_single_thread']:,.0f}/s in a batch, one thread",
+        "",
+    ]

@@ -212,9 +212,14 @@ def main() -> None:
         out += lines
     if growth:
         out += growth_section(growth)
-    frozen = sorted(results.glob("frozen-*.json"), key=lambda p: int(p.stem.split("-")[1]))
+    frozen = sorted(
+        (p for p in results.glob("frozen-*.json") if "scale" not in p.stem),
+        key=lambda p: int(p.stem.split("-")[1]),
+    )
     for path in reversed(frozen):
         out += frozen_report.sections(json.loads(path.read_text()))
+    for path in sorted(results.glob("frozen-scale-*.json")):
+        out += frozen_report.scale_section(json.loads(path.read_text()))
     intmaps = sorted(results.glob("intmap-*.json"), key=lambda p: int(p.stem.split("-")[1]))
     loaded = [json.loads(p.read_text()) for p in intmaps]
     out += intmap_report.bars(loaded)

@@ -153,7 +153,7 @@ impl Builder {
             self.opts.received.store(self.received, Ordering::Relaxed);
             self.check_cancel()?;
         }
-        if self.in_memory() > self.opts.memory_budget / 4 * 3 {
+        if self.in_memory() > self.pairs_limit() {
             self.spill_now()?;
         }
         Ok(())
@@ -175,10 +175,19 @@ impl Builder {
         self.received += count;
         self.opts.received.store(self.received, Ordering::Relaxed);
         self.check_cancel()?;
-        if self.in_memory() > self.opts.memory_budget / 4 * 3 {
+        if self.in_memory() > self.pairs_limit() {
             self.spill_now()?;
         }
         Ok(())
+    }
+
+    /// Bytes the pairs may take before they spill: three quarters of the
+    /// budget, less the spill files' write buffers.
+    fn pairs_limit(&self) -> u64 {
+        let b = self.opts.memory_budget;
+        (b / 4 * 3)
+            .saturating_sub(super::spill::BUFFER_BYTES)
+            .max(b / 4)
     }
 
     fn in_memory(&self) -> u64 {

@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 
 pub const PART_BITS: u32 = 8;
 pub const PARTS: usize = 1 << PART_BITS;
+/// Write buffer per partition file.
+const BUFFER: usize = 128 << 10;
+/// Memory all partition files' buffers take.
+pub const BUFFER_BYTES: u64 = (PARTS * BUFFER) as u64;
 
 pub struct Spill {
     dir: PathBuf,
@@ -28,7 +32,7 @@ impl Spill {
             .map(|p| {
                 let path = dir.join(format!("p{p:03}"));
                 Ok(BufWriter::with_capacity(
-                    128 << 10,
+                    BUFFER,
                     File::create(&path).at(&path)?,
                 ))
             })
