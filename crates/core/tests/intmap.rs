@@ -100,6 +100,14 @@ fn large_batches_run_in_parallel_and_agree() {
         };
         assert_eq!(found[i].then_some(out[i]), want, "key {k}");
     }
+    // A big batch (merged, not inserted) with each key three times.
+    let triple: Vec<u64> = keys.iter().flat_map(|&k| [k, k, k]).collect();
+    let tvals: Vec<u32> = (0..triple.len() as u32).collect();
+    assert_eq!(m.put_many(&triple, &tvals).expect("put"), 0);
+    for (i, &k) in keys.iter().enumerate().step_by(997) {
+        assert_eq!(m.get(k), Some((3 * i + 2) as u32), "last of three wins");
+    }
+    m.put_many(&keys, &vals).expect("put back");
     let per_entry = m.resident_bytes() as f64 / m.len() as f64;
     assert!(per_entry < 17.0, "{per_entry} bytes per entry");
     let removed: Vec<u64> = (0..n).map(|i| i * 6).collect();

@@ -9,6 +9,8 @@ use rayon::prelude::*;
 const PARTS: usize = 1 << PART_BITS;
 /// Batches smaller than this run on the calling thread.
 const PARALLEL_FROM: usize = 1 << 14;
+/// Partition batches at least this large are merged in, not inserted.
+const MERGE_FROM: usize = 1 << 10;
 
 /// A mutable map from u64 keys to fixed-width values, about 15 bytes per
 /// entry for u32 values (the raw 12, over a load of 0.75-0.93).
@@ -160,10 +162,20 @@ impl<V: Value> IntMap<V> {
                 .enumerate()
                 .map(|(p, part)| {
                     let (mk, mv) = (&ms[starts[p]..starts[p + 1]], &vs[starts[p]..starts[p + 1]]);
-                    if mk.len() > part.len / 8 {
-                        // A big batch: size once for the keys that are new.
-                        let new = mk.iter().filter(|&&m| part.find(m).is_err()).count();
-                        part.reserve(new);
+                    if mk.len() >= MERGE_FROM && mk.len() > part.len / 8 {
+                        // A big batch: sort it (the last of equal keys wins)
+                        // and merge it in, instead of inserting one by one.
+                        let mut idx: Vec<u32> = (0..mk.len() as u32).collect();
+                        idx.sort_unstable_by_key(|&j| (mk[j as usize], j));
+                        let mut batch: Vec<(u64, V)> = Vec::with_capacity(idx.len());
+                        for (n, &j) in idx.iter().enumerate() {
+                            let m = mk[j as usize];
+                            let last = idx.get(n + 1).is_none_or(|&nj| mk[nj as usize] != m);
+                            if m != 0 && last {
+                                batch.push((m, mv[j as usize]));
+                            }
+                        }
+                        return part.merge_sorted(&batch);
                     }
                     mk.iter()
                         .zip(mv)

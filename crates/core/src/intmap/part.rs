@@ -56,35 +56,79 @@ impl<V: Value> Part<V> {
         self.keys.len()
     }
 
-    fn resize(&mut self, cap: usize) {
-        let n = cap + slack(cap);
-        let mut keys = vec![EMPTY; n];
-        let mut vals = vec![V::default(); n];
-        let mut next = 0usize;
-        // Occupied slots in order are ascending: place each at its new home
-        // or right after the previous one.
-        for (i, &m) in self.keys.iter().enumerate() {
-            if m != EMPTY {
+    /// Lay out ascending `items` for `cap` home slots: each at its home or
+    /// right after the previous one. The slack grows until the last run
+    /// fits, whatever the keys (mixed keys can be chosen to crowd the end).
+    fn place(cap: usize, items: &[(u64, V)]) -> (Vec<u64>, Vec<V>) {
+        let mut extra = slack(cap);
+        loop {
+            let n = cap + extra;
+            let mut keys = vec![EMPTY; n];
+            let mut vals = vec![V::default(); n];
+            let mut next = 0usize;
+            let mut fits = true;
+            for &(m, v) in items {
                 let at = home(m, cap).max(next);
+                if at >= n {
+                    fits = false;
+                    break;
+                }
                 keys[at] = m;
-                vals[at] = self.vals[i];
+                vals[at] = v;
                 next = at + 1;
             }
+            if fits {
+                return (keys, vals);
+            }
+            extra *= 2;
         }
+    }
+
+    fn resize(&mut self, cap: usize) {
+        let items: Vec<(u64, V)> = self.iter().collect();
+        self.install(cap, &items);
+    }
+
+    fn install(&mut self, cap: usize, items: &[(u64, V)]) {
+        let (keys, vals) = Self::place(cap, items);
         self.keys = keys;
         self.vals = vals;
         self.cap = cap;
+        self.len = items.len();
         self.limit = ((cap as f64) * self.max_load) as usize;
     }
 
-    /// Make room for `more` new keys at once (one resize instead of many
-    /// 1.25x steps), leaving the load just under this partition's limit.
-    pub fn reserve(&mut self, more: usize) {
-        let want = self.len + more;
-        if want > self.limit {
-            let cap = (want as f64 / (self.max_load - 0.02)).ceil() as usize;
-            self.resize(cap.max(self.cap + self.cap / 4 + 16));
+    /// Set many keys at once from `batch`, ascending by key with no
+    /// duplicates, by merging it with what is here into a new layout (one
+    /// pass, no probing): for batches that are large next to the
+    /// partition. Returns how many keys were new.
+    pub fn merge_sorted(&mut self, batch: &[(u64, V)]) -> usize {
+        let mut merged = Vec::with_capacity(self.len + batch.len());
+        let mut old = self.iter().peekable();
+        let mut new = 0;
+        for &(m, v) in batch {
+            while let Some(&(om, ov)) = old.peek() {
+                if om >= m {
+                    break;
+                }
+                merged.push((om, ov));
+                old.next();
+            }
+            if old.peek().is_some_and(|&(om, _)| om == m) {
+                old.next();
+            } else {
+                new += 1;
+            }
+            merged.push((m, v));
         }
+        merged.extend(old);
+        let mut cap = self.cap;
+        if merged.len() > self.limit {
+            cap = ((merged.len() as f64 / (self.max_load - 0.02)).ceil() as usize)
+                .max(self.cap + self.cap / 4 + 16);
+        }
+        self.install(cap, &merged);
+        new
     }
 
     /// Slot of `m`, or the slot where it would be inserted.
