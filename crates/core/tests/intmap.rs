@@ -241,3 +241,26 @@ proptest! {
         }
     }
 }
+
+/// Keys chosen so their mixed forms crowd the end of one partition (mix is
+/// public and invertible): the table must grow its slack, not fail.
+#[test]
+fn keys_crowding_a_partition_end() {
+    use vastdict_core::intmap::unmix;
+    let keys: Vec<u64> = (0..20_000u64)
+        .map(|i| unmix(0x00FF_FFFF_FFFF_FFFF - i))
+        .collect();
+    let vals: Vec<u32> = (0..keys.len() as u32).collect();
+    let mut one: IntMap<u32> = IntMap::new();
+    for (&k, &v) in keys.iter().zip(&vals) {
+        one.put(k, v);
+    }
+    let mut batch: IntMap<u32> = IntMap::new();
+    batch.put_many(&keys, &vals).expect("put");
+    for m in [&one, &batch] {
+        assert_eq!(m.len(), keys.len());
+        for (&k, &v) in keys.iter().zip(&vals).step_by(101) {
+            assert_eq!(m.get(k), Some(v));
+        }
+    }
+}
