@@ -131,6 +131,23 @@ def test_store_freeze(tmp_path):
     assert dict(f.items()) == dict(s.items()) and f.value_codec == "json"
 
 
+def test_freeze_a_writer_with_pending_changes(tmp_path):
+    s = vastdict.open(tmp_path / "s", "n", keys="int", values="bytes")
+    data = {i: b"v%d" % i for i in range(70_000)}  # more than one scan chunk
+    s.update(data)
+    s.commit()
+    del s[5]
+    s[70_001] = b"pending"
+    del data[5]
+    data[70_001] = b"pending"
+    summary = s.freeze(tmp_path / "f.vdf", memory_budget="1MiB", progress=False)
+    assert summary["pairs"] == len(data)
+    f = vastdict.open(tmp_path / "f.vdf")
+    assert f.key_codec == "int" and dict(f.items()) == data
+    assert leftovers(tmp_path) == ["f.vdf", "s"]
+    s.close()
+
+
 # --- files -------------------------------------------------------------------
 
 

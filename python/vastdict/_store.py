@@ -112,15 +112,22 @@ class Store(NativeStore, MutableMapping):
         # (one process writes; readers see the last commit).
         return (open, (os.fspath(self.path), "r"))
 
-    def freeze(self, path: str | os.PathLike[str], **options: Any) -> dict[str, Any]:
-        """Write the committed-or-pending contents to a frozen file at ``path``.
+    def freeze(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        memory_budget: int | str = "2GiB",
+        threads: int | None = None,
+        progress: bool = True,
+    ) -> dict[str, Any]:
+        """Write every pair (pending writes included) to a frozen file at ``path``.
 
-        Takes the keyword options of :func:`vastdict.build` (``memory_budget``,
-        ``threads``, ``progress``...); the codecs are this store's.
+        The engine reads the records directly, with this store's codecs; the
+        build holds at most ``memory_budget``, uses ``threads`` cores and shows
+        a progress bar on a terminal, as :func:`vastdict.build` does. Returns
+        the same summary.
         """
-        from ._frozen import build
-
-        return build(path, self.items(), keys=self.key_codec, values=self.value_codec, **options)
+        return self._freeze(os.fspath(path), parse_size(memory_budget), threads, progress)
 
     # --- lifecycle ---------------------------------------------------------
 

@@ -291,3 +291,35 @@ pub fn build_file<'py>(
         start.elapsed().as_secs_f64(),
     )
 }
+
+/// Freeze an open store into a frozen file (the engine reads its records
+/// directly; no Python object per pair).
+#[allow(clippy::too_many_arguments)] // mirrors Store.freeze()'s keywords
+pub fn freeze_store<'py>(
+    py: Python<'py>,
+    store: &mut vastdict_core::Store,
+    path: PathBuf,
+    keys: &str,
+    values: &str,
+    memory_budget: u64,
+    threads: Option<usize>,
+    progress: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let opts = BuildOptions {
+        key_codec: keys.into(),
+        value_codec: values.into(),
+        memory_budget,
+        ..BuildOptions::default()
+    };
+    let pool = pool(threads)?;
+    let pb = bar(progress, None, "pairs");
+    let start = Instant::now();
+    let header = {
+        let opts2 = opts.clone();
+        run_watched(py, &pool, &opts, &pb, &opts.received, move || {
+            store.freeze(&path, opts2)
+        })?
+    };
+    pb.finish_and_clear();
+    summary(py, &header, header.len, 0, start.elapsed().as_secs_f64())
+}

@@ -429,6 +429,31 @@ impl NativeStore {
     }
 
     /// Make the write buffer visible to iteration.
+    /// Write every visible pair to a frozen file at `path` (see
+    /// `Store.freeze`).
+    #[pyo3(signature = (path, memory_budget, threads=None, progress=true))]
+    fn _freeze<'py>(
+        &self,
+        py: Python<'py>,
+        path: PathBuf,
+        memory_budget: u64,
+        threads: Option<usize>,
+        progress: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let mut g = self.write(py)?;
+        let (k, v) = (self.key_codec.name(), self.value_codec.name());
+        crate::build::freeze_store(
+            py,
+            store_mut!(g),
+            path,
+            k,
+            v,
+            memory_budget,
+            threads,
+            progress,
+        )
+    }
+
     fn _prepare_scan(&self, py: Python<'_>) -> PyResult<()> {
         let mut g = self.write(py)?;
         store_mut!(g).flush_pending().py_err(py)

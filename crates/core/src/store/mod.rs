@@ -9,6 +9,7 @@
 //! Records are never rewritten, so the chain is always there.
 
 mod compact;
+mod freeze;
 mod generation;
 mod pending;
 mod recover;
