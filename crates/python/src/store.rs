@@ -278,11 +278,11 @@ impl NativeStore {
     ) -> PyResult<Bound<'py, PyList>> {
         let g = self.read(py)?;
         let store = store!(g);
+        let pool = crate::threads::pool()?;
         pipeline::lookup_many(py, keys, self.key_codec, self.value_codec, |batch| {
             // The worker copies the values out while they are hot in its
             // cache; the calling thread then reads one sequential buffer.
-            store
-                .get_many_sequential(&batch.refs())
+            pool.install(|| store.get_many(&batch.refs()))
                 .map(|vals| Found::collect(&vals))
         })
     }
