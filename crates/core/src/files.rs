@@ -147,3 +147,43 @@ pub fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     #[cfg(not(target_os = "linux"))]
     let _ = (file, offset, len);
 }
+
+/// Open an existing file for reading; a missing one is [`Error::NotFound`].
+pub fn open_existing(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound(path.to_path_buf())
+        } else {
+            Error::Io {
+                path: path.to_path_buf(),
+                source: e,
+            }
+        }
+    })
+}
+
+/// Write the crc32c of `b[..used - 4]` into `b[used - 4..used]` (how every
+/// fixed header and commit slot of the formats is checksummed).
+pub fn seal(b: &mut [u8], used: usize) {
+    let crc = crc32c::crc32c(&b[..used - 4]);
+    b[used - 4..used].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Whether `b[..used]` is intact as [`seal`] left it.
+pub fn is_sealed(b: &[u8], used: usize) -> bool {
+    crate::record::le_u32(b, used - 4) == crc32c::crc32c(&b[..used - 4])
+}
+
+/// A file whose header states its length must have that length.
+pub fn check_stated_len(path: &Path, actual: u64, stated: u64) -> Result<()> {
+    if actual != stated {
+        return Err(Error::corrupt(
+            path,
+            actual.min(stated),
+            format!(
+                "file is {actual} bytes, its header says {stated}; it was truncated or extended"
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -77,8 +77,7 @@ impl Header {
             }
             b[at..at + name.len()].copy_from_slice(name.as_bytes());
         }
-        let crc = crc32c::crc32c(&b[..124]);
-        b[124..128].copy_from_slice(&crc.to_le_bytes());
+        crate::files::seal(&mut b, 128);
         Ok(b)
     }
 
@@ -90,7 +89,7 @@ impl Header {
                 "MANIFEST does not start with the vastdict magic (damaged, or not a vastdict store)",
             ));
         }
-        if crc32c::crc32c(&b[..124]) != le_u32(b, 124) {
+        if !crate::files::is_sealed(b, 128) {
             return Err(Error::corrupt(path, 0, "MANIFEST header checksum mismatch"));
         }
         let version = le_u32(b, 8);
@@ -138,13 +137,12 @@ impl Commit {
             b[i * 8..i * 8 + 8].copy_from_slice(&f.to_le_bytes());
         }
         b[48..52].copy_from_slice(&self.flags.to_le_bytes());
-        let crc = crc32c::crc32c(&b[..56]);
-        b[56..60].copy_from_slice(&crc.to_le_bytes());
+        crate::files::seal(&mut b, 60);
         b
     }
 
     fn decode(b: &[u8]) -> Option<Self> {
-        if crc32c::crc32c(&b[..56]) != le_u32(b, 56) {
+        if !crate::files::is_sealed(b, 60) {
             return None;
         }
         Some(Commit {

@@ -318,20 +318,6 @@ intmap_class!(IntMapF64, f64, "float64");
 /// The value dtype stored in a saved integer map file.
 #[pyfunction]
 pub fn intmap_file_dtype(py: Python<'_>, path: PathBuf) -> PyResult<String> {
-    // Try each dtype; the header check names the right one.
-    for d in ["uint32", "uint64", "int64", "float64"] {
-        let ok = match d {
-            "uint32" => FrozenIntMap::<u32>::open(&path).map(|_| ()),
-            "uint64" => FrozenIntMap::<u64>::open(&path).map(|_| ()),
-            "int64" => FrozenIntMap::<i64>::open(&path).map(|_| ()),
-            _ => FrozenIntMap::<f64>::open(&path).map(|_| ()),
-        };
-        match ok {
-            Ok(()) => return Ok(d.into()),
-            Err(vastdict_core::Error::Format { reason, .. })
-                if reason.starts_with("values are") => {}
-            Err(e) => return Err(crate::errors::to_py(py, e)),
-        }
-    }
-    Err(PyValueError::new_err("unknown value dtype"))
+    py.detach(|| vastdict_core::intmap::file_dtype(&path))
+        .py_err(py)
 }

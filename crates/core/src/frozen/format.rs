@@ -87,8 +87,7 @@ impl Header {
         for (i, v) in fields.iter().enumerate() {
             b[48 + 8 * i..56 + 8 * i].copy_from_slice(&v.to_le_bytes());
         }
-        let crc = crc32c::crc32c(&b[..HEADER_USED - 4]);
-        b[HEADER_USED - 4..HEADER_USED].copy_from_slice(&crc.to_le_bytes());
+        crate::files::seal(&mut b, HEADER_USED);
         Ok(b)
     }
 
@@ -97,13 +96,7 @@ impl Header {
         if b.len() < HEADER_USED || &b[..8] != MAGIC {
             return Err(Error::format(path, "not a vastdict frozen file"));
         }
-        let crc = u32::from_le_bytes([
-            b[HEADER_USED - 4],
-            b[HEADER_USED - 3],
-            b[HEADER_USED - 2],
-            b[HEADER_USED - 1],
-        ]);
-        if crc != crc32c::crc32c(&b[..HEADER_USED - 4]) {
+        if !crate::files::is_sealed(b, HEADER_USED) {
             return Err(Error::corrupt(path, 0, "header checksum mismatch"));
         }
         let version = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
@@ -141,13 +134,7 @@ impl Header {
         if !fits {
             return Err(Error::corrupt(path, 48, "header sizes are inconsistent"));
         }
-        if stated != actual_len {
-            return Err(Error::corrupt(
-                path,
-                actual_len.min(stated),
-                format!("file is {actual_len} bytes, its header says {stated}; it was truncated or extended"),
-            ));
-        }
+        crate::files::check_stated_len(path, actual_len, stated)?;
         Ok(h)
     }
 }

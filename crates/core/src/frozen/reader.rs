@@ -9,7 +9,6 @@ use super::format::{self, Entry, Header, ENTRY_LEN, HEADER_LEN};
 use crate::error::{Error, IoContext, Result};
 use crate::hash::KeyHash;
 use memmap2::{Advice, Mmap};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// An immutable, memory-mapped map built by [`crate::frozen::Builder`].
@@ -48,16 +47,7 @@ impl Frozen {
     /// Map the file at `path` and check its header (O(1): nothing else
     /// is read until it is needed).
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::NotFound(path.to_path_buf())
-            } else {
-                Error::Io {
-                    path: path.to_path_buf(),
-                    source: e,
-                }
-            }
-        })?;
+        let file = crate::files::open_existing(path)?;
         let len = file.metadata().at(path)?.len();
         if len < HEADER_LEN {
             let mut head = [0u8; 8];

@@ -109,16 +109,7 @@ pub fn add_file(
     src: &FileSource,
     bytes_done: &AtomicU64,
 ) -> Result<FileStats> {
-    let file = std::fs::File::open(&src.path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::NotFound(src.path.clone())
-        } else {
-            Error::Io {
-                path: src.path.clone(),
-                source: e,
-            }
-        }
-    })?;
+    let file = crate::files::open_existing(&src.path)?;
     if src.format == FileFormat::Csv {
         return add_csv(builder, src, file, bytes_done);
     }

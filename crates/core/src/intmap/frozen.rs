@@ -83,8 +83,7 @@ impl Header {
         {
             b[32 + 8 * i..40 + 8 * i].copy_from_slice(&v.to_le_bytes());
         }
-        let crc = crc32c::crc32c(&b[..HEADER_USED - 4]);
-        b[HEADER_USED - 4..HEADER_USED].copy_from_slice(&crc.to_le_bytes());
+        crate::files::seal(&mut b, HEADER_USED);
         b
     }
 
@@ -92,8 +91,7 @@ impl Header {
         if b.len() < HEADER_LEN as usize || &b[..8] != MAGIC {
             return Err(Error::format(path, "not a vastdict integer map file"));
         }
-        let crc = u32::from_le_bytes([b[76], b[77], b[78], b[79]]);
-        if crc != crc32c::crc32c(&b[..HEADER_USED - 4]) {
+        if !crate::files::is_sealed(b, HEADER_USED) {
             return Err(Error::corrupt(path, 0, "header checksum mismatch"));
         }
         let version = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
@@ -122,13 +120,7 @@ impl Header {
         if !ok {
             return Err(Error::corrupt(path, 32, "header sizes are inconsistent"));
         }
-        if stated != actual {
-            return Err(Error::corrupt(
-                path,
-                actual.min(stated),
-                format!("file is {actual} bytes, its header says {stated}; it was truncated or extended"),
-            ));
-        }
+        crate::files::check_stated_len(path, actual, stated)?;
         Ok(h)
     }
 }
@@ -276,6 +268,20 @@ fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
+/// The value dtype of the integer map file at `path` (reads its header
+/// only), so a caller can open it with the right value type.
+pub fn file_dtype(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut file = crate::files::open_existing(path)?;
+    let len = file.metadata().at(path)?.len();
+    let mut head = [0u8; HEADER_LEN as usize];
+    if len < HEADER_LEN {
+        return Err(Error::corrupt(path, len, "file is shorter than its header"));
+    }
+    file.read_exact(&mut head).at(path)?;
+    Ok(Header::decode(&head, len, path)?.dtype)
+}
+
 /// A read-only integer map in a file.
 pub struct FrozenIntMap<V> {
     path: PathBuf,
@@ -287,16 +293,7 @@ pub struct FrozenIntMap<V> {
 impl<V: Value> FrozenIntMap<V> {
     /// Map the file and check its header (O(1)).
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::NotFound(path.to_path_buf())
-            } else {
-                Error::Io {
-                    path: path.to_path_buf(),
-                    source: e,
-                }
-            }
-        })?;
+        let file = crate::files::open_existing(path)?;
         let len = file.metadata().at(path)?.len();
         if len < HEADER_LEN {
             return Err(Error::corrupt(path, len, "file is shorter than its header"));

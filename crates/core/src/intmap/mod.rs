@@ -11,7 +11,7 @@ mod overlay;
 mod part;
 mod value;
 
-pub use frozen::{write as write_frozen, FrozenIntMap};
+pub use frozen::{file_dtype, write as write_frozen, FrozenIntMap};
 pub use map::IntMap;
 pub use overlay::OverlayMap;
 pub use value::{mix, unmix, Value};
