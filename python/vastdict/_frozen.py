@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import ItemsView, Iterable, Iterator, Mapping, Sequence, ValuesView
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from ._scanned import Scanned
 from ._size import parse_size
 from ._vastdict import NativeFrozen, build_file, build_pairs
 
-_SCAN_CHUNK = 4096
-_KEYS, _VALUES, _ITEMS = 0, 1, 2
 _FORMATS = {
     ".tsv": "tsv",
     ".tab": "tsv",
@@ -22,7 +21,7 @@ _FORMATS = {
 }
 
 
-class FrozenStore(NativeFrozen, Mapping):
+class FrozenStore(NativeFrozen, Scanned, Mapping):
     """A read-only map in one memory-mapped file, built by :func:`vastdict.build`.
 
     Opening is O(1) and costs the process almost no memory of its own: the
@@ -39,23 +38,6 @@ class FrozenStore(NativeFrozen, Mapping):
     (2, None, 2, ['a', 'b'])
     """
 
-    def _iterate(self, what: int) -> Iterator[Any]:
-        cursor: tuple[int, int] | None = (0, 0)
-        while cursor is not None:
-            chunk, cursor = self._scan(cursor, what, _SCAN_CHUNK)
-            yield from chunk
-
-    def __iter__(self) -> Iterator[Any]:
-        return self._iterate(_KEYS)
-
-    def values(self) -> ValuesView[Any]:
-        """A view of the values, read in file order."""
-        return _ValuesView(self)
-
-    def items(self) -> ItemsView[Any, Any]:
-        """A view of the (key, value) pairs, read in file order."""
-        return _ItemsView(self)
-
     def __reduce__(self) -> tuple[Any, ...]:
         # By reference: the receiving process maps the same file.
         return (FrozenStore, (os.fspath(self.path),))
@@ -70,27 +52,6 @@ class FrozenStore(NativeFrozen, Mapping):
         if self.closed:
             return f"<vastdict.FrozenStore {str(self.path)!r} closed>"
         return f"<vastdict.FrozenStore {str(self.path)!r} entries={len(self)}>"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Mapping):
-            return NotImplemented
-        return len(self) == len(other) and dict(self.items()) == dict(other.items())
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-class _ValuesView(ValuesView):
-    _mapping: FrozenStore
-
-    def __iter__(self) -> Iterator[Any]:
-        return self._mapping._iterate(_VALUES)
-
-
-class _ItemsView(ItemsView):
-    _mapping: FrozenStore
-
-    def __iter__(self) -> Iterator[tuple[Any, Any]]:
-        return self._mapping._iterate(_ITEMS)
 
 
 def is_frozen_file(path: str | os.PathLike[str]) -> bool:
@@ -202,15 +163,18 @@ def _is_column(c: Any) -> bool:
     return hasattr(c, "__len__") and not isinstance(c, (str, bytes, bytearray, tuple))
 
 
+def _arrow_column(names: list[str], column: int | str | None, default: int) -> str:
+    """A column named, numbered, or (None) at its default position."""
+    if isinstance(column, str):
+        return column
+    return names[default if column is None else column]
+
+
 def _arrow_pairs(batches: Iterable[Any], key_column: Any, value_column: Any) -> Iterator[Any]:
     for batch in batches:
         names = batch.schema.names
-        k = names[key_column or 0] if not isinstance(key_column, str) else key_column
-        v = (
-            names[1 if value_column is None else value_column]
-            if not isinstance(value_column, str)
-            else value_column
-        )
+        k = _arrow_column(names, key_column, 0)
+        v = _arrow_column(names, value_column, 1)
         yield from zip(batch.column(k).to_pylist(), batch.column(v).to_pylist(), strict=True)
 
 

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 from ._errors import FormatError, ReadOnlyError
 from ._frozen import FrozenStore, is_frozen_file
+from ._scanned import Scanned
 from ._size import parse_size
 from ._vastdict import NativeStore, _after_fork_in_child
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
-_SCAN_CHUNK = 4096
-_KEYS, _VALUES, _ITEMS = 0, 1, 2
 
-
-class Store(NativeStore, MutableMapping):
+class Store(NativeStore, Scanned, MutableMapping):
     """A persistent key-value map with the `dict` interface.
 
     Open one with :func:`vastdict.open`. Entries live in memory-mapped files,
@@ -41,26 +39,13 @@ class Store(NativeStore, MutableMapping):
 
     # --- iteration ---------------------------------------------------------
 
-    def _iterate(self, what: int) -> Iterator[Any]:
+    def _scan_begin(self) -> object:
         self._prepare_scan()
-        start = self._mutations
-        cursor: tuple[int, int] | None = (0, 0)
-        while cursor is not None:
-            chunk, cursor = self._scan(cursor, what, _SCAN_CHUNK)
-            if self._mutations != start:
-                raise RuntimeError("store changed during iteration")
-            yield from chunk
+        return self._mutations
 
-    def __iter__(self) -> Iterator[Any]:
-        return self._iterate(_KEYS)
-
-    def values(self) -> ValuesView[Any]:
-        """A view of the values, read in chunks from the store."""
-        return _ValuesView(self)
-
-    def items(self) -> ItemsView[Any, Any]:
-        """A view of the (key, value) pairs, read in chunks from the store."""
-        return _ItemsView(self)
+    def _scan_check(self, token: object) -> None:
+        if self._mutations != token:
+            raise RuntimeError("store changed during iteration")
 
     # --- batch writes ------------------------------------------------------
 
@@ -145,27 +130,6 @@ class Store(NativeStore, MutableMapping):
             return f"<vastdict.Store {str(self.path)!r} closed>"
         mode = "rw" if self.writable else "r"
         return f"<vastdict.Store {str(self.path)!r} {mode} entries={len(self)}>"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Mapping):
-            return NotImplemented
-        return len(self) == len(other) and dict(self.items()) == dict(other.items())
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-class _ValuesView(ValuesView):
-    _mapping: Store
-
-    def __iter__(self) -> Iterator[Any]:
-        return self._mapping._iterate(_VALUES)
-
-
-class _ItemsView(ItemsView):
-    _mapping: Store
-
-    def __iter__(self) -> Iterator[tuple[Any, Any]]:
-        return self._mapping._iterate(_ITEMS)
 
 
 def open(

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use vastdict_core::frozen::{
     add_file, BuildOptions, Builder, Column, FieldCodec, FileFormat, FileSource, OnDuplicate,
 };
-use vastdict_core::record::MAX_ITEM;
 
 fn on_duplicate(name: &str) -> PyResult<OnDuplicate> {
     Ok(match name {
@@ -29,6 +28,21 @@ fn on_duplicate(name: &str) -> PyResult<OnDuplicate> {
                 "on_duplicate must be \"first\", \"last\" or \"error\", not {other:?}"
             )))
         }
+    })
+}
+
+fn options(
+    keys: Codec,
+    values: Codec,
+    memory_budget: u64,
+    on_duplicate: &str,
+) -> PyResult<BuildOptions> {
+    Ok(BuildOptions {
+        key_codec: keys.name().into(),
+        value_codec: values.name().into(),
+        memory_budget,
+        on_duplicate: self::on_duplicate(on_duplicate)?,
+        ..BuildOptions::default()
     })
 }
 
@@ -142,13 +156,7 @@ pub fn build_pairs<'py>(
     total: Option<u64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let (kc, vc) = (Codec::parse(keys)?, Codec::parse(values)?);
-    let opts = BuildOptions {
-        key_codec: kc.name().into(),
-        value_codec: vc.name().into(),
-        memory_budget,
-        on_duplicate: self::on_duplicate(on_duplicate)?,
-        ..BuildOptions::default()
-    };
+    let opts = options(kc, vc, memory_budget, on_duplicate)?;
     let pool = pool(threads)?;
     let start = Instant::now();
     let mut builder = py.detach(|| Builder::new(&path, opts.clone())).py_err(py)?;
@@ -167,16 +175,8 @@ pub fn build_pairs<'py>(
                     .unwrap_or_default()
             ))
         })?;
+        // Oversized items are refused by the builder when the batch goes in.
         let (k, v) = (kc.encode(&k, "key")?, vc.encode(&v, "value")?);
-        if k.len() > MAX_ITEM || v.len() > MAX_ITEM {
-            return Err(crate::errors::to_py(
-                py,
-                vastdict_core::Error::Invalid(format!(
-                    "a key or value of {} bytes is over the {MAX_ITEM}-byte limit",
-                    k.len().max(v.len())
-                )),
-            ));
-        }
         vastdict_core::frozen::encode_pair(&mut batch, &k, &v);
         in_batch += 1;
         if batch.len() >= 1 << 20 {
@@ -262,13 +262,7 @@ pub fn build_file<'py>(
     if let Some(c) = value_column {
         src.value = column(&c)?;
     }
-    let opts = BuildOptions {
-        key_codec: kc.name().into(),
-        value_codec: vc.name().into(),
-        memory_budget,
-        on_duplicate: self::on_duplicate(on_duplicate)?,
-        ..BuildOptions::default()
-    };
+    let opts = options(kc, vc, memory_budget, on_duplicate)?;
     let pool = pool(threads)?;
     let size = std::fs::metadata(&source).map(|m| m.len()).ok();
     let pb = bar(progress, size, "bytes");
@@ -305,12 +299,12 @@ pub fn freeze_store<'py>(
     threads: Option<usize>,
     progress: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let opts = BuildOptions {
-        key_codec: keys.into(),
-        value_codec: values.into(),
+    let opts = options(
+        Codec::parse(keys)?,
+        Codec::parse(values)?,
         memory_budget,
-        ..BuildOptions::default()
-    };
+        "last",
+    )?;
     let pool = pool(threads)?;
     let pb = bar(progress, None, "pairs");
     let start = Instant::now();
