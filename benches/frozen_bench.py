@@ -26,12 +26,14 @@ from pathlib import Path
 
 from store_bench import (
     Phase,
+    available,
     disk_bytes,
     load,
     machine,
     make_data,
     query_keys,
     status,
+    versions,
     wait_for_quiet,
 )
 
@@ -237,39 +239,6 @@ def run_child(kind: str, data: Path, work: Path) -> dict:
     return out
 
 
-def available(kind: str) -> bool:
-    if kind in ("dict", "sqlite3"):
-        return True
-    try:
-        __import__(kind)
-    except ImportError:
-        return False
-    return True
-
-
-def versions() -> dict:
-    import platform
-    import sqlite3
-
-    out = {"python": platform.python_version(), "sqlite3": sqlite3.sqlite_version}
-    for mod in ("vastdict", "lmdb", "rocksdict", "keyvi", "marisa_trie"):
-        try:
-            m = __import__(mod)
-        except ImportError:
-            continue
-        out[mod] = getattr(m, "__version__", None) or _dist_version(mod)
-    return out
-
-
-def _dist_version(mod: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(mod.replace("_", "-"))
-    except PackageNotFoundError:
-        return "?"
-
-
 def summary(r: dict) -> str:
     n = r["n"]
     parts = [
@@ -330,7 +299,7 @@ def main() -> None:
         "budget": BUDGET,
         "command": " ".join(["python", "benches/frozen_bench.py", *sys.argv[1:]]),
         "machine": machine(),
-        "versions": versions(),
+        "versions": versions(("vastdict", "lmdb", "rocksdict", "keyvi", "marisa_trie")),
         "runs": runs,
     }
     dest = HERE / "results" / f"frozen-{args.n}.json"

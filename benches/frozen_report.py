@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import statistics
+from figures import median as _med
+from figures import rate as _rate
 
 RAW_BYTES_PER_PAIR = 72
 PERSISTENT = ("lmdb", "rocksdict", "keyvi", "marisa_trie", "sqlite3")
-
-
-def _med(values: list[float]) -> float:
-    return statistics.median(values) if values else 0.0
-
-
-def _rate(values: list[float]) -> str:
-    if not values:
-        return "-"
-    return f"{_med(values) / 1e6:.2f}M/s ({min(values) / 1e6:.2f}-{max(values) / 1e6:.2f})"
 
 
 def summarize(data: dict) -> dict[str, dict[str, float]]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,18 +20,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from store_bench import available, status
 
 HERE = Path(__file__).resolve().parent
 CONTESTANTS = ["vastdict", "dict", "searchsorted", "pandas"]
+# Contestants that need no optional package.
+BUILTIN = ("vastdict", "dict", "searchsorted")
 QUERIES = 1_000_000
-
-
-def rss_anon() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def data(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -52,13 +46,13 @@ def timed(f):
 def run_child(kind: str, n: int) -> dict:
     keys, values, queries = data(n)
     out: dict = {"kind": kind, "n": n, "queries": QUERIES}
-    base = rss_anon()
+    base = status("RssAnon")
     if kind == "vastdict":
         import vastdict
 
         m = vastdict.IntMap("uint32")
         out["build_s"], _ = timed(lambda: m.put_many(keys, values))
-        out["resident_bytes"] = rss_anon() - base
+        out["resident_bytes"] = status("RssAnon") - base
         out["reported_bytes"] = m.stats()["resident_bytes"]
         m.get_many(queries[:10_000])
         out["get_s"], got = timed(lambda: m.get_many(queries))
@@ -74,7 +68,7 @@ def run_child(kind: str, n: int) -> dict:
         kl, vl = keys.tolist(), values.tolist()
         out["build_s"], d = timed(lambda: dict(zip(kl, vl, strict=True)))
         del kl, vl
-        out["resident_bytes"] = rss_anon() - base - queries.nbytes
+        out["resident_bytes"] = status("RssAnon") - base - queries.nbytes
         q = queries.tolist()
         out["get_s"], _ = timed(lambda: np.fromiter((d[k] for k in q), np.uint32, len(q)))
     elif kind == "searchsorted":
@@ -98,7 +92,7 @@ def run_child(kind: str, n: int) -> dict:
 
         out["build_s"], idx = timed(lambda: pd.Index(keys))
         idx.get_indexer(queries[:1000])
-        out["resident_bytes"] = rss_anon() - base
+        out["resident_bytes"] = status("RssAnon") - base
 
         def get():
             i = idx.get_indexer(queries)
@@ -106,15 +100,6 @@ def run_child(kind: str, n: int) -> dict:
 
         out["get_s"], _ = timed(get)
     return out
-
-
-def available(kind: str) -> bool:
-    if kind == "pandas":
-        try:
-            import pandas  # noqa: F401
-        except ImportError:
-            return False
-    return True
 
 
 def main() -> None:
@@ -127,7 +112,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_child(args.child[0], int(args.child[1]))))
         return
-    kinds = [k for k in args.kinds.split(",") if available(k)]
+    kinds = [k for k in args.kinds.split(",") if available(k, BUILTIN)]
     runs: dict[str, list] = {k: [] for k in kinds}
     for r in range(args.rounds):
         for kind in kinds if r % 2 == 0 else kinds[::-1]:
@@ -165,10 +150,6 @@ def summary(r: dict) -> str:
         parts.append(f"{r['disk_bytes'] / n:.2f} B/entry on disk")
         parts.append(f"frozen get {r['queries'] / r['frozen_get_s'] / 1e6:.1f}M/s")
     return ", ".join(parts)
-
-
-def med(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else 0.0
 
 
 if __name__ == "__main__":

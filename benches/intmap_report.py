@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-import statistics
-
-
-def _med(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else 0.0
-
-
-def _rate(xs: list[float]) -> str:
-    if not xs:
-        return "-"
-    return f"{_med(xs) / 1e6:.1f}M/s ({min(xs) / 1e6:.1f}-{max(xs) / 1e6:.1f})"
+from figures import median as _med
+from figures import rate
 
 
 def summarize(data: dict) -> dict[str, dict[str, float]]:
@@ -108,8 +99,8 @@ def section(data: dict) -> list[str]:
         fget = [r["queries"] / r["frozen_get_s"] for r in runs if "frozen_get_s" in r]
         disk = f"{sk['disk']:.2f}" if sk["disk"] else "-"
         lines.append(
-            f"| {kind} | {_rate(build)} | {_rate(get)} | {sk['resident']:.1f} | {disk} |"
-            f" {_rate(fget)} |"
+            f"| {kind} | {rate(build, 1)} | {rate(get, 1)} | {sk['resident']:.1f} | {disk} |"
+            f" {rate(fget, 1)} |"
         )
     lines += [
         "",

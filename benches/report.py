@@ -14,18 +14,10 @@ from pathlib import Path
 
 import frozen_report
 import intmap_report
+from figures import median, rate
 
 HERE = Path(__file__).resolve().parent
 RAW_BYTES_PER_PAIR = 72  # 43-byte keys + 29-byte values (store_bench.make_data)
-
-
-def med(values: list[float]) -> tuple[float, float, float]:
-    return statistics.median(values), min(values), max(values)
-
-
-def fmt_rate(values: list[float]) -> str:
-    m, lo, hi = med(values)
-    return f"{m / 1e6:.2f}M/s ({lo / 1e6:.2f}-{hi / 1e6:.2f})"
 
 
 def store_section(data: dict) -> tuple[list[str], dict]:
@@ -52,17 +44,17 @@ def store_section(data: dict) -> tuple[list[str], dict]:
         disk = statistics.median(r["disk_bytes"] for r in runs) / n
         peak = statistics.median(r["peak_rss"] for r in runs) / 2**20
         rates[kind] = {
-            "build": med(build)[0],
-            "build_sorted": med(build_sorted)[0],
-            "get": med(get)[0],
-            "batch": med(batch)[0] if batch else 0.0,
+            "build": median(build),
+            "build_sorted": median(build_sorted),
+            "get": median(get),
+            "batch": median(batch),
             "disk": disk,
             "anon_open": statistics.median(r.get("anon_open", 0) for r in runs),
         }
         lines.append(
-            f"| {kind} | {fmt_rate(build)} | "
-            + (fmt_rate(build_sorted) if "sort_s" in runs[0] else "no sort needed")
-            + f" | {fmt_rate(get)} | {fmt_rate(batch) if batch else '-'} | "
+            f"| {kind} | {rate(build)} | "
+            + (rate(build_sorted) if "sort_s" in runs[0] else "no sort needed")
+            + f" | {rate(get)} | {rate(batch) if batch else '-'} | "
             + (f"{disk:.1f}" if disk else "-")
             + f" | {peak:,.0f} MiB |"
         )

@@ -265,8 +265,9 @@ def wait_for_quiet(max_cores: float = 0.25, timeout: float = 120.0) -> float:
             return used
 
 
-def available(kind: str) -> bool:
-    if kind in ("dict", "sqlite3"):
+def available(kind: str, builtin: tuple[str, ...] = ("dict", "sqlite3")) -> bool:
+    """Whether a contestant can run here: built in, or its module imports."""
+    if kind in builtin:
         return True
     try:
         __import__(kind)
@@ -275,17 +276,21 @@ def available(kind: str) -> bool:
     return True
 
 
-def versions() -> dict:
+def versions(modules: tuple[str, ...] = ("vastdict", "lmdb", "rocksdict")) -> dict:
     import platform
     import sqlite3
+    from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version(), "sqlite3": sqlite3.sqlite_version}
-    for mod in ("vastdict", "lmdb", "rocksdict"):
+    for mod in modules:
         try:
             m = __import__(mod)
-            out[mod] = getattr(m, "__version__", "?")
         except ImportError:
-            pass
+            continue
+        try:
+            out[mod] = getattr(m, "__version__", None) or version(mod.replace("_", "-"))
+        except PackageNotFoundError:
+            out[mod] = "?"
     return out
 
 

@@ -1,0 +1,19 @@
+"""How the reports summarize repeated measurements: medians, and rates
+with the range over rounds."""
+
+from __future__ import annotations
+
+import statistics
+
+
+def median(values: list[float]) -> float:
+    """The median, or 0 when nothing was measured."""
+    return statistics.median(values) if values else 0.0
+
+
+def rate(values: list[float], digits: int = 2) -> str:
+    """Median rate in millions per second with the min-max range, or "-"."""
+    if not values:
+        return "-"
+    f = f".{digits}f"
+    return f"{median(values) / 1e6:{f}}M/s ({min(values) / 1e6:{f}}-{max(values) / 1e6:{f}})"
