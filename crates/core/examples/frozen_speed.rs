@@ -1,5 +1,7 @@
 //! Engine-only timing of a frozen build from a TSV file and of lookups:
 //! `cargo run --release --example frozen_speed -- INPUT.tsv OUT [BUDGET_MIB]`
+mod common;
+
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 use vastdict_core::frozen::{add_file, BuildOptions, Builder, FileFormat, FileSource, Frozen};
@@ -29,21 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         h.raw_bytes as f64 / h.len as f64,
     );
     let f = Frozen::open(out.as_ref())?;
-    let text = std::fs::read(&input)?;
-    let keys: Vec<&[u8]> = text
-        .split(|&c| c == b'\n')
-        .filter_map(|l| l.split(|&c| c == b'\t').next())
-        .filter(|k| !k.is_empty())
-        .collect();
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let owned: Vec<Vec<u8>> = (0..1_000_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            keys[(x % keys.len() as u64) as usize].to_vec()
-        })
-        .collect();
+    let owned = common::random_keys(input.as_ref(), 1_000_000)?;
     let queries: Vec<&[u8]> = owned.iter().map(|k| &k[..]).collect();
     for _ in 0..4 {
         let t = Instant::now();

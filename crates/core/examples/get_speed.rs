@@ -2,6 +2,8 @@
 //! in chunks the size the Python binding uses:
 //! `cargo run --release --example get_speed -- STORE KEYS.tsv [ROUNDS]`
 //! (keys are the first tab-separated column of each line).
+mod common;
+
 use std::time::Instant;
 use vastdict_core::{Mode, Options, Store};
 
@@ -11,24 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: get_speed STORE KEYS.tsv [ROUNDS]".into());
     };
     let rounds: usize = args.next().map_or(Ok(5), |r| r.parse())?;
-    let text = std::fs::read(keys)?;
-    let keys: Vec<&[u8]> = text
-        .split(|&b| b == b'\n')
-        .filter_map(|l| l.split(|&b| b == b'\t').next())
-        .filter(|k| !k.is_empty())
-        .collect();
-    // 1M keys drawn with a fixed xorshift, so runs are comparable, copied
-    // next to each other as the binding's batches are.
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let owned: Vec<Vec<u8>> = (0..1_000_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            keys[(x % keys.len() as u64) as usize].to_vec()
-        })
-        .collect();
-    drop(text);
+    let owned = common::random_keys(keys.as_ref(), 1_000_000)?;
     let queries: Vec<&[u8]> = owned.iter().map(|k| &k[..]).collect();
     let s = Store::open(
         store.as_ref(),
