@@ -218,6 +218,10 @@ def test_damaged_file_raises(tmp_path):
         bad.write_bytes(good[:cut])
         with pytest.raises((vastdict.CorruptionError, vastdict.FormatError)):
             vastdict.IntMap.open(bad)
+    # A short file that is not an integer map at all is named as such.
+    bad.write_bytes(b"hello")
+    with pytest.raises(vastdict.FormatError, match="not a vastdict integer map"):
+        vastdict.IntMap.open(bad)
 
 
 def read_some(m, keys):

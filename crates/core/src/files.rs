@@ -162,6 +162,29 @@ pub fn open_existing(path: &Path) -> Result<File> {
     })
 }
 
+/// Open a file of a format with a fixed `header_len`-byte header that
+/// starts with `magic`, and return it with its length. A shorter file is
+/// damage if it starts with the magic, and otherwise not of this format
+/// (`what` names the format in that error).
+pub fn open_with_header(
+    path: &Path,
+    header_len: u64,
+    magic: &[u8; 8],
+    what: &str,
+) -> Result<(File, u64)> {
+    let file = open_existing(path)?;
+    let len = file.metadata().at(path)?.len();
+    if len < header_len {
+        let mut head = [0u8; 8];
+        let n = std::io::Read::read(&mut &file, &mut head).at(path)?;
+        if n == 8 && &head == magic {
+            return Err(Error::corrupt(path, len, "file is shorter than its header"));
+        }
+        return Err(Error::format(path, format!("not a vastdict {what} file")));
+    }
+    Ok((file, len))
+}
+
 /// Write the crc32c of `b[..used - 4]` into `b[used - 4..used]` (how every
 /// fixed header and commit slot of the formats is checksummed).
 pub fn seal(b: &mut [u8], used: usize) {

@@ -47,16 +47,8 @@ impl Frozen {
     /// Map the file at `path` and check its header (O(1): nothing else
     /// is read until it is needed).
     pub fn open(path: &Path) -> Result<Self> {
-        let file = crate::files::open_existing(path)?;
-        let len = file.metadata().at(path)?.len();
-        if len < HEADER_LEN {
-            let mut head = [0u8; 8];
-            let n = std::io::Read::read(&mut &file, &mut head).at(path)?;
-            if n == 8 && &head == format::MAGIC {
-                return Err(Error::corrupt(path, len, "file is shorter than its header"));
-            }
-            return Err(Error::format(path, "not a vastdict frozen file"));
-        }
+        let (file, len) =
+            crate::files::open_with_header(path, HEADER_LEN, format::MAGIC, "frozen")?;
         // SAFETY: frozen files are never modified in place (a rebuild
         // writes a new file and renames it over), so the mapping does not
         // change under us.

@@ -272,12 +272,8 @@ fn tmp_path(path: &Path) -> PathBuf {
 /// only), so a caller can open it with the right value type.
 pub fn file_dtype(path: &Path) -> Result<String> {
     use std::io::Read;
-    let mut file = crate::files::open_existing(path)?;
-    let len = file.metadata().at(path)?.len();
+    let (mut file, len) = crate::files::open_with_header(path, HEADER_LEN, MAGIC, "integer map")?;
     let mut head = [0u8; HEADER_LEN as usize];
-    if len < HEADER_LEN {
-        return Err(Error::corrupt(path, len, "file is shorter than its header"));
-    }
     file.read_exact(&mut head).at(path)?;
     Ok(Header::decode(&head, len, path)?.dtype)
 }
@@ -293,11 +289,7 @@ pub struct FrozenIntMap<V> {
 impl<V: Value> FrozenIntMap<V> {
     /// Map the file and check its header (O(1)).
     pub fn open(path: &Path) -> Result<Self> {
-        let file = crate::files::open_existing(path)?;
-        let len = file.metadata().at(path)?.len();
-        if len < HEADER_LEN {
-            return Err(Error::corrupt(path, len, "file is shorter than its header"));
-        }
+        let (file, len) = crate::files::open_with_header(path, HEADER_LEN, MAGIC, "integer map")?;
         // SAFETY: the file is never modified in place (saves write a new
         // file and rename it over).
         let map = unsafe { Mmap::map(&file) }.at(path)?;
