@@ -210,3 +210,33 @@ pub fn check_stated_len(path: &Path, actual: u64, stated: u64) -> Result<()> {
     }
     Ok(())
 }
+
+/// A hidden temporary name next to `path`, unique to this process.
+pub fn tmp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Write a file at `path` so that readers see the old file or the whole
+/// new one: `fill` writes a temporary file, which is synced and renamed
+/// over `path` (and removed if anything fails).
+pub fn write_atomically(path: &Path, fill: impl FnOnce(&File, &Path) -> Result<()>) -> Result<()> {
+    let tmp = tmp_path(path);
+    let result = (|| {
+        let file = File::create(&tmp).at(&tmp)?;
+        fill(&file, &tmp)?;
+        file.sync_all().at(&tmp)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path).at(path)?;
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => sync_dir(dir),
+        None => Ok(()),
+    }
+}

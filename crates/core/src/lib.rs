@@ -22,6 +22,7 @@ pub mod index;
 pub mod intmap;
 pub mod log;
 pub mod manifest;
+pub mod multimap;
 mod prefetch;
 pub mod record;
 pub mod scan;

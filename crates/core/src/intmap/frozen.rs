@@ -150,11 +150,9 @@ pub fn write<V: Value, I: Iterator<Item = (u64, V)>>(
         nbuckets: nb,
         start_width: if len >= 1 << 32 { 8 } else { 4 },
     };
-    let tmp = tmp_path(path);
-    let result = (|| -> Result<()> {
-        let file = File::create(&tmp).at(&tmp)?;
-        let mut keys = PosWriter::new(&file, h.keys_off());
-        let mut vals = PosWriter::new(&file, h.vals_off());
+    crate::files::write_atomically(path, |file, tmp| {
+        let mut keys = PosWriter::new(file, h.keys_off());
+        let mut vals = PosWriter::new(file, h.vals_off());
         let mut starts: Vec<u64> = Vec::with_capacity(nb as usize + 1);
         let mut crcs: Vec<u16> = Vec::with_capacity(nb as usize);
         let mut bucket_keys = Vec::new();
@@ -176,9 +174,9 @@ pub fn write<V: Value, I: Iterator<Item = (u64, V)>>(
                 }
                 starts.push(n);
             }
-            keys.write_all(&m.to_le_bytes()).at(&tmp)?;
+            keys.write_all(&m.to_le_bytes()).at(tmp)?;
             v.write_le(&mut vbuf);
-            vals.write_all(&vbuf[..V::WIDTH]).at(&tmp)?;
+            vals.write_all(&vbuf[..V::WIDTH]).at(tmp)?;
             bucket_keys.extend_from_slice(&m.to_le_bytes());
             bucket_vals.extend_from_slice(&vbuf[..V::WIDTH]);
             n += 1;
@@ -196,28 +194,19 @@ pub fn write<V: Value, I: Iterator<Item = (u64, V)>>(
         }
         close_bucket(&mut bucket_keys, &mut bucket_vals, &mut crcs);
         starts.push(n);
-        keys.flush().at(&tmp)?;
-        vals.flush().at(&tmp)?;
-        let mut tail = PosWriter::new(&file, h.table_off());
+        keys.flush().at(tmp)?;
+        vals.flush().at(tmp)?;
+        let mut tail = PosWriter::new(file, h.table_off());
         for s in &starts {
             tail.write_all(&s.to_le_bytes()[..h.start_width as usize])
-                .at(&tmp)?;
+                .at(tmp)?;
         }
         for c in &crcs {
-            tail.write_all(&c.to_le_bytes()).at(&tmp)?;
+            tail.write_all(&c.to_le_bytes()).at(tmp)?;
         }
-        tail.flush().at(&tmp)?;
-        file.write_all_at(&h.encode(), 0).at(&tmp)?;
-        file.sync_all().at(&tmp)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::rename(&tmp, path).at(path)?;
-    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        File::open(dir).and_then(|d| d.sync_all()).at(dir)?;
-    }
+        tail.flush().at(tmp)?;
+        file.write_all_at(&h.encode(), 0).at(tmp)
+    })?;
     Ok(h.file_len())
 }
 
@@ -258,14 +247,6 @@ fn close_bucket(kb: &mut Vec<u8>, vb: &mut Vec<u8>, crcs: &mut Vec<u16>) {
     crcs.push(crc16(kb, vb));
     kb.clear();
     vb.clear();
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
 /// The value dtype of the integer map file at `path` (reads its header

@@ -6,7 +6,7 @@ use super::value::{mix, unmix, Value};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 
-const PARTS: usize = 1 << PART_BITS;
+pub(crate) const PARTS: usize = 1 << PART_BITS;
 /// Batches smaller than this run on the calling thread.
 const PARALLEL_FROM: usize = 1 << 14;
 /// Partition batches at least this large are merged in, not inserted.
@@ -46,8 +46,36 @@ pub(crate) fn same_len(a: usize, b: usize) -> Result<()> {
 }
 
 #[inline]
-fn part_of(m: u64) -> usize {
+pub(crate) fn part_of(m: u64) -> usize {
     (m >> (64 - PART_BITS)) as usize
+}
+
+/// Mixed keys (and their payloads) grouped by partition, each group in
+/// input order and contiguous, with the start of each group.
+pub(crate) fn scatter<T: Copy + Default + Send + Sync>(
+    keys: &[u64],
+    payload: &[T],
+) -> (Vec<u64>, Vec<T>, Vec<usize>) {
+    let mixed: Vec<u64> = keys.par_iter().map(|&k| mix(k)).collect();
+    let mut counts = vec![0usize; PARTS + 1];
+    for &m in &mixed {
+        counts[part_of(m) + 1] += 1;
+    }
+    for p in 0..PARTS {
+        counts[p + 1] += counts[p];
+    }
+    let starts = counts.clone();
+    let mut ms = vec![0u64; keys.len()];
+    let mut ps = vec![T::default(); payload.len()];
+    for (i, &m) in mixed.iter().enumerate() {
+        let p = part_of(m);
+        ms[counts[p]] = m;
+        if let Some(&v) = payload.get(i) {
+            ps[counts[p]] = v;
+        }
+        counts[p] += 1;
+    }
+    (ms, ps, starts)
 }
 
 impl<V: Value> IntMap<V> {
@@ -105,34 +133,6 @@ impl<V: Value> IntMap<V> {
         self.parts[part_of(m)].remove(m)
     }
 
-    /// Mixed keys (and their payloads) grouped by partition, each group in
-    /// input order and contiguous, with the start of each group.
-    fn scatter<T: Copy + Default + Send + Sync>(
-        keys: &[u64],
-        payload: &[T],
-    ) -> (Vec<u64>, Vec<T>, Vec<usize>) {
-        let mixed: Vec<u64> = keys.par_iter().map(|&k| mix(k)).collect();
-        let mut counts = vec![0usize; PARTS + 1];
-        for &m in &mixed {
-            counts[part_of(m) + 1] += 1;
-        }
-        for p in 0..PARTS {
-            counts[p + 1] += counts[p];
-        }
-        let starts = counts.clone();
-        let mut ms = vec![0u64; keys.len()];
-        let mut ps = vec![T::default(); payload.len()];
-        for (i, &m) in mixed.iter().enumerate() {
-            let p = part_of(m);
-            ms[counts[p]] = m;
-            if let Some(&v) = payload.get(i) {
-                ps[counts[p]] = v;
-            }
-            counts[p] += 1;
-        }
-        (ms, ps, starts)
-    }
-
     /// Set every `keys[i]` to `values[i]` (a later duplicate wins).
     /// Returns how many keys were new.
     pub fn put_many(&mut self, keys: &[u64], values: &[V]) -> Result<usize> {
@@ -144,7 +144,7 @@ impl<V: Value> IntMap<V> {
                 .filter(|(&k, &v)| self.put(k, v))
                 .count());
         }
-        let (ms, vs, starts) = Self::scatter(keys, values);
+        let (ms, vs, starts) = scatter(keys, values);
         let mut new = 0;
         // Key 0 (mix 0) falls in partition 0's group; take it out first.
         for (&m, &v) in ms[starts[0]..starts[1]]
@@ -190,7 +190,7 @@ impl<V: Value> IntMap<V> {
         if keys.len() < PARALLEL_FROM {
             return keys.iter().filter(|&&k| self.remove(k).is_some()).count();
         }
-        let (ms, _, starts) = Self::scatter::<u8>(keys, &[]);
+        let (ms, _, starts) = scatter::<u8>(keys, &[]);
         let mut gone = 0;
         if ms[starts[0]..starts[1]].contains(&0) {
             gone += usize::from(self.zero.take().is_some());

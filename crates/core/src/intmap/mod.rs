@@ -6,7 +6,7 @@
 //! memory-mapped, read-only form.
 
 mod frozen;
-mod map;
+pub(crate) mod map;
 mod overlay;
 mod part;
 mod value;
