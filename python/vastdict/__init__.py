@@ -33,14 +33,15 @@ from ._vastdict import __version__
 
 def __getattr__(name: str) -> object:
     # Integer maps need NumPy; import them (and it) only when asked for.
-    if name == "IntMap":
+    if name in ("IntMap", "IntMultiMap"):
         try:
             from ._intmap import IntMap
+            from ._multimap import IntMultiMap
         except ImportError as e:
             if "numpy" in str(e):
-                raise ImportError("vastdict.IntMap needs NumPy: pip install numpy") from e
+                raise ImportError(f"vastdict.{name} needs NumPy: pip install numpy") from e
             raise
-        return IntMap
+        return IntMap if name == "IntMap" else IntMultiMap
     raise AttributeError(f"module 'vastdict' has no attribute {name!r}")
 
 
@@ -54,6 +55,7 @@ __all__ = [
     "FrozenStore",
     "InputError",
     "IntMap",
+    "IntMultiMap",
     "InvalidError",
     "LockedError",
     "ReadOnlyError",

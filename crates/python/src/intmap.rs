@@ -20,7 +20,7 @@ enum State<V> {
 }
 
 /// The contiguous contents of a buffer.
-fn slice<T: Element>(b: &PyBuffer<T>, what: &str) -> PyResult<&'static [T]> {
+pub(crate) fn slice<T: Element>(b: &PyBuffer<T>, what: &str) -> PyResult<&'static [T]> {
     let p = b
         .as_slice_ptr()
         .ok_or_else(|| PyValueError::new_err(format!("{what} must be a contiguous array")))?;
@@ -30,7 +30,7 @@ fn slice<T: Element>(b: &PyBuffer<T>, what: &str) -> PyResult<&'static [T]> {
 }
 
 /// The contents of a writable buffer.
-fn slice_mut<T: Element>(b: &PyBuffer<T>, what: &str) -> PyResult<&'static mut [T]> {
+pub(crate) fn slice_mut<T: Element>(b: &PyBuffer<T>, what: &str) -> PyResult<&'static mut [T]> {
     if b.readonly() {
         return Err(PyValueError::new_err(format!("{what} must be writable")));
     }
@@ -42,7 +42,11 @@ fn slice_mut<T: Element>(b: &PyBuffer<T>, what: &str) -> PyResult<&'static mut [
     Ok(unsafe { &mut *p.as_ptr() })
 }
 
-fn buffer<T: Element>(obj: &Bound<'_, PyAny>, what: &str, dtype: &str) -> PyResult<PyBuffer<T>> {
+pub(crate) fn buffer<T: Element>(
+    obj: &Bound<'_, PyAny>,
+    what: &str,
+    dtype: &str,
+) -> PyResult<PyBuffer<T>> {
     PyBuffer::get(obj).map_err(|_| PyTypeError::new_err(format!("{what} must be a {dtype} array")))
 }
 

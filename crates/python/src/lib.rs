@@ -8,6 +8,7 @@ mod codec;
 mod errors;
 mod frozen;
 mod intmap;
+mod multimap;
 mod pipeline;
 mod store;
 mod threads;
@@ -25,6 +26,11 @@ fn _vastdict(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<intmap::IntMapI64>()?;
     m.add_class::<intmap::IntMapF64>()?;
     m.add_function(wrap_pyfunction!(intmap::intmap_file_dtype, m)?)?;
+    m.add_class::<multimap::MultiMapU32>()?;
+    m.add_class::<multimap::MultiMapU64>()?;
+    m.add_class::<multimap::MultiMapI64>()?;
+    m.add_class::<multimap::MultiMapF64>()?;
+    m.add_function(wrap_pyfunction!(multimap::multimap_file_info, m)?)?;
     m.add_function(wrap_pyfunction!(store::_after_fork_in_child, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
