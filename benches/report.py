@@ -14,6 +14,7 @@ from pathlib import Path
 
 import frozen_report
 import intmap_report
+import multimap_report
 from figures import median, rate
 
 HERE = Path(__file__).resolve().parent
@@ -217,6 +218,17 @@ def main() -> None:
     out += intmap_report.bars(loaded)
     for data in loaded:
         out += intmap_report.section(data)
+    multimaps = sorted(
+        (p for p in results.glob("multimap-*.json") if "scale" not in p.stem),
+        key=lambda p: int(p.stem.split("-")[1]),
+    )
+    loaded = [json.loads(p.read_text()) for p in multimaps]
+    scale = [json.loads(p.read_text()) for p in sorted(results.glob("multimap-scale-*.json"))]
+    out += multimap_report.bars(loaded, scale)
+    for data in loaded:
+        out += multimap_report.section(data)
+    for s in scale:
+        out += multimap_report.scale_section(s)
     (HERE / "RESULTS.md").write_text("\n".join(out))
     print(f"wrote {HERE / 'RESULTS.md'}")
 
