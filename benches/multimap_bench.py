@@ -34,10 +34,8 @@ BATCH = 10_000_000
 def data(n: int, per_key: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(7)
     distinct = rng.integers(0, 2**64 - 1, size=max(1, n // per_key), dtype=np.uint64)
-    if per_key == 1:
-        keys = distinct
-    else:
-        keys = distinct[rng.integers(0, len(distinct), size=n)]
+    spread = rng.integers(0, len(distinct), size=n)
+    keys = distinct if per_key == 1 else distinct[spread]
     values = rng.integers(0, 2**32 - 1, size=n, dtype=np.uint32, endpoint=True)
     queries = distinct[rng.integers(0, len(distinct), size=QUERIES)]
     return keys, values, queries

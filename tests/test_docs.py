@@ -7,6 +7,7 @@ from pathlib import Path
 import vastdict
 import vastdict._frozen
 import vastdict._intmap
+import vastdict._multimap
 import vastdict._size
 import vastdict._store
 
@@ -14,7 +15,15 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def test_docstring_examples():
-    for module in (vastdict, vastdict._store, vastdict._size, vastdict._frozen, vastdict._intmap):
+    modules = (
+        vastdict,
+        vastdict._store,
+        vastdict._size,
+        vastdict._frozen,
+        vastdict._intmap,
+        vastdict._multimap,
+    )
+    for module in modules:
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0, f"{module.__name__} has no examples"
         assert result.failed == 0, f"{module.__name__}: {result.failed} examples failed"
@@ -53,3 +62,17 @@ def test_readme_intmap_example_runs(tmp_path, monkeypatch):
     exec(block[0], namespace)
     assert namespace["ids"].get_many([22, 44], default=0).tolist() == [2, 0]
     assert namespace["shared"][33] == 3
+
+
+def test_readme_multimap_example_runs(tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    setup = [b for b in blocks if "IntMap(" in b]
+    block = [b for b in blocks if "IntMultiMap(" in b]
+    assert block, "README has no IntMultiMap example"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(setup[0], namespace)  # imports
+    exec(block[0], namespace)
+    assert namespace["offsets"].tolist() == [0, 2, 2, 3]
+    assert namespace["values"].tolist() == [1, 3, 2]
+    assert vastdict.IntMultiMap.open(tmp_path / "bands.vmm").get(9).tolist() == [2]
