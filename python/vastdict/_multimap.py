@@ -107,7 +107,7 @@ class IntMultiMap:
         of ``keys[i]`` are ``values[offsets[i]:offsets[i + 1]]`` (empty where
         missing); ``offsets`` is int64 of length ``len(keys) + 1``."""
         o, v = self._m.get_many(as_keys(keys))
-        return self._array(o, np.uint64).astype(np.int64, copy=False), self._array(v, self._dtype)
+        return self._array(o, np.int64), self._array(v, self._dtype)
 
     def count_many(self, keys: Any) -> np.ndarray:
         """How many values each key has (0 where missing), as int64."""
@@ -128,7 +128,7 @@ class IntMultiMap:
     def items(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(keys, offsets, values)`` of every group, in no particular order."""
         k, o, v = self._m.export()
-        offsets = self._array(o, np.uint64).astype(np.int64, copy=False)
+        offsets = self._array(o, np.int64)
         return self._array(k, np.uint64), offsets, self._array(v, self._dtype)
 
     def keys(self) -> np.ndarray:

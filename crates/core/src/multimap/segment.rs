@@ -441,18 +441,34 @@ impl<'a> SegView<'a> {
             return;
         }
         let (ks, vs) = self.lay.entry_at(self.buf, b);
+        let (ke, ve) = self.lay.entry_at(self.buf, b + 1);
         let w = u64::from(self.lay.width());
-        for at in [
-            self.lay.mids_off() + self.lay.mids_start(b, ks) / 8,
-            self.lay.lows_off() + ks * w / 8,
-            self.lay.counts_off() + vs / 8,
-            self.lay.checks_off() + 2 * (vs / self.lay.block()),
-            self.lay.values_off() + vs * self.lay.vw,
-        ] {
-            if let Some(b) = self.buf.get(at as usize..) {
-                crate::prefetch::read(b.as_ptr());
+        let fetch = |from: u64, to: u64, most: usize| {
+            for at in (from..=to.max(from)).step_by(64).take(most) {
+                if let Some(b) = self.buf.get(at as usize..) {
+                    crate::prefetch::read(b.as_ptr());
+                }
             }
-        }
+        };
+        let ms = self.lay.mids_off() + self.lay.mids_start(b, ks) / 8;
+        fetch(ms, ms, 1);
+        fetch(
+            self.lay.lows_off() + ks * w / 8,
+            self.lay.lows_off() + ke.max(ks) * w / 8,
+            8,
+        );
+        fetch(
+            self.lay.counts_off() + vs / 8,
+            self.lay.counts_off() + ve.max(vs) / 8,
+            4,
+        );
+        // Keys spread evenly over their bucket, so the mid bits say about
+        // where in the bucket's values this key's group lies.
+        let guess = vs + ((ve.saturating_sub(vs)) * self.lay.mid_of(low) >> self.lay.mid);
+        let at = self.lay.checks_off() + 2 * (guess / self.lay.block());
+        fetch(at, at, 1);
+        let at = self.lay.values_off() + guess * self.lay.vw;
+        fetch(at, at + 64, 2);
     }
 
     /// Append every group whose key (`prefix` | low bits) is not in the
