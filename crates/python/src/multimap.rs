@@ -170,10 +170,35 @@ macro_rules! multimap_class {
                 let kb = buffer::<u64>(keys, "keys", "uint64")?;
                 let k = slice(&kb, "keys")?;
                 let pool = crate::threads::pool()?;
-                let (o, v) = self.with(py, |m| {
-                    py.detach(|| pool.install(|| m.get_many(k))).py_err(py)
+                let chunks = self.with(py, |m| {
+                    py.detach(|| pool.install(|| m.get_many_chunks(k)))
+                        .py_err(py)
                 })?;
-                Ok((bytes_of(py, &o)?, bytes_of(py, &v)?))
+                // Straight from the per-core pieces into the result buffers.
+                let total: usize = chunks.iter().map(|c| c.1.len()).sum();
+                let offsets = PyByteArray::new_with(py, 8 * (k.len() + 1), |buf| {
+                    let mut at = 0u64;
+                    let (first, rest) = buf.split_at_mut(8);
+                    first.copy_from_slice(&0u64.to_le_bytes());
+                    let sizes = chunks.iter().flat_map(|c| c.0.iter());
+                    for (c, o) in sizes.zip(rest.chunks_exact_mut(8)) {
+                        at += c;
+                        o.copy_from_slice(&at.to_le_bytes());
+                    }
+                    Ok(())
+                })?;
+                let values = PyByteArray::new_with(py, total * <$v>::WIDTH, |buf| {
+                    let mut rest = buf;
+                    for (_, vals) in &chunks {
+                        let (head, tail) = rest.split_at_mut(vals.len() * <$v>::WIDTH);
+                        for (x, o) in vals.iter().zip(head.chunks_exact_mut(<$v>::WIDTH)) {
+                            x.write_le(o);
+                        }
+                        rest = tail;
+                    }
+                    Ok(())
+                })?;
+                Ok((offsets, values))
             }
 
             /// Fill `out` (uint64) with each key's number of values.
