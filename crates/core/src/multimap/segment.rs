@@ -464,7 +464,7 @@ impl<'a> SegView<'a> {
         );
         // Keys spread evenly over their bucket, so the mid bits say about
         // where in the bucket's values this key's group lies.
-        let guess = vs + ((ve.saturating_sub(vs)) * self.lay.mid_of(low) >> self.lay.mid);
+        let guess = vs + ((ve.saturating_sub(vs) * self.lay.mid_of(low)) >> self.lay.mid);
         let at = self.lay.checks_off() + 2 * (guess / self.lay.block());
         fetch(at, at, 1);
         let at = self.lay.values_off() + guess * self.lay.vw;
