@@ -21,6 +21,7 @@ pub mod hash;
 pub mod index;
 pub mod intmap;
 pub mod log;
+pub mod lsh;
 pub mod manifest;
 pub mod multimap;
 mod prefetch;
