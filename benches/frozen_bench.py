@@ -19,19 +19,19 @@ import json
 import os
 import random
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from store_bench import (
     Phase,
     available,
+    child,
     disk_bytes,
     load,
     machine,
     make_data,
     query_keys,
+    save_results,
     status,
     versions,
     wait_for_quiet,
@@ -279,33 +279,22 @@ def main() -> None:
         for kind in order:
             quiet = wait_for_quiet()
             work = Path(args.work_dir) / kind
-            res = subprocess.run(
-                [sys.executable, __file__, "--child", kind, str(data), str(work)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+            result = child(__file__, [kind, str(data), str(work)], f"round {r + 1} {kind}")
             shutil.rmtree(work, ignore_errors=True)
-            if res.returncode != 0:
-                print(f"round {r + 1} {kind}: failed\n{res.stderr[-2000:]}", flush=True)
+            if result is None:
                 continue
-            result = json.loads(res.stdout.strip().splitlines()[-1])
             result["other_cores_before"] = quiet
             runs[kind].append(result)
             print(f"round {r + 1} {kind}: {summary(result)}", flush=True)
-    out = {
-        "n": args.n,
-        "rounds": args.rounds,
-        "budget": BUDGET,
-        "command": " ".join(["python", "benches/frozen_bench.py", *sys.argv[1:]]),
-        "machine": machine(),
-        "versions": versions(("vastdict", "lmdb", "rocksdict", "keyvi", "marisa_trie")),
-        "runs": runs,
-    }
-    dest = HERE / "results" / f"frozen-{args.n}.json"
-    dest.parent.mkdir(exist_ok=True)
-    dest.write_text(json.dumps(out, indent=1))
-    print(f"wrote {dest}")
+    save_results(
+        "frozen",
+        args.n,
+        args.rounds,
+        runs,
+        budget=BUDGET,
+        machine=machine(),
+        versions=versions(("vastdict", "lmdb", "rocksdict", "keyvi", "marisa_trie")),
+    )
 
 
 if __name__ == "__main__":

@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from store_bench import available, status
+from store_bench import available, child, save_results, status
 
 HERE = Path(__file__).resolve().parent
 CONTESTANTS = ["vastdict", "dict", "searchsorted", "pandas"]
@@ -116,27 +114,12 @@ def main() -> None:
     runs: dict[str, list] = {k: [] for k in kinds}
     for r in range(args.rounds):
         for kind in kinds if r % 2 == 0 else kinds[::-1]:
-            res = subprocess.run(
-                [sys.executable, __file__, "--child", kind, str(args.n)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if res.returncode != 0:
-                print(f"round {r + 1} {kind}: failed\n{res.stderr[-1500:]}", flush=True)
+            result = child(__file__, [kind, str(args.n)], f"round {r + 1} {kind}")
+            if result is None:
                 continue
-            result = json.loads(res.stdout.strip().splitlines()[-1])
             runs[kind].append(result)
             print(f"round {r + 1} {kind}: {summary(result)}", flush=True)
-    out = {
-        "n": args.n,
-        "rounds": args.rounds,
-        "command": " ".join(["python", "benches/intmap_bench.py", *sys.argv[1:]]),
-        "runs": runs,
-    }
-    dest = HERE / "results" / f"intmap-{args.n}.json"
-    dest.write_text(json.dumps(out, indent=1))
-    print(f"wrote {dest}")
+    save_results("intmap", args.n, args.rounds, runs)
 
 
 def summary(r: dict) -> str:

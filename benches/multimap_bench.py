@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 from intmap_bench import timed
-from store_bench import status
+from store_bench import child, save_results, status
 
 HERE = Path(__file__).resolve().parent
 CONTESTANTS = ["vastdict", "flat", "dict"]
@@ -126,27 +124,13 @@ def main() -> None:
         runs[per_key] = {k: [] for k in kinds}
         for r in range(args.rounds):
             for kind in kinds if r % 2 == 0 else kinds[::-1]:
-                res = subprocess.run(
-                    [sys.executable, __file__, "--child", kind, str(args.n), per_key],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                if res.returncode != 0:
-                    print(f"{per_key}/key round {r + 1} {kind}: failed\n{res.stderr[-1500:]}")
+                label = f"{per_key}/key round {r + 1} {kind}"
+                result = child(__file__, [kind, str(args.n), per_key], label)
+                if result is None:
                     continue
-                result = json.loads(res.stdout.strip().splitlines()[-1])
                 runs[per_key][kind].append(result)
                 print(f"{per_key}/key round {r + 1} {kind}: {summary(result)}", flush=True)
-    out = {
-        "n": args.n,
-        "rounds": args.rounds,
-        "command": " ".join(["python", "benches/multimap_bench.py", *sys.argv[1:]]),
-        "runs": runs,
-    }
-    dest = HERE / "results" / f"multimap-{args.n}.json"
-    dest.write_text(json.dumps(out, indent=1))
-    print(f"wrote {dest}")
+    save_results("multimap", args.n, args.rounds, runs)
 
 
 def summary(r: dict) -> str:

@@ -327,15 +327,36 @@ def main() -> None:
             runs[kind].append(result)
             print(f"round {r + 1} {kind}: {summary(result)}", flush=True)
             shutil.rmtree(work, ignore_errors=True)
+    save_results("store", args.n, args.rounds, runs, machine=machine(), versions=versions())
+
+
+def child(script: str, args: list[str], label: str) -> dict | None:
+    """Run ``script --child ARGS`` in a fresh process (so its memory is its
+    own): the result it prints as its last JSON line, or None after printing
+    why it failed."""
+    res = subprocess.run(
+        [sys.executable, script, "--child", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if res.returncode != 0:
+        print(f"{label}: failed\n{res.stderr[-2000:]}", flush=True)
+        return None
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def save_results(stem: str, n: int, rounds: int, runs: dict, **extra: object) -> None:
+    """Write ``benches/results/<stem>-<n>.json`` with the command that ran."""
+    script = Path(sys.argv[0]).name
     out = {
-        "n": args.n,
-        "rounds": args.rounds,
-        "command": " ".join(["python", "benches/store_bench.py", *sys.argv[1:]]),
-        "machine": machine(),
-        "versions": versions(),
+        "n": n,
+        "rounds": rounds,
+        **extra,
+        "command": " ".join(["python", f"benches/{script}", *sys.argv[1:]]),
         "runs": runs,
     }
-    dest = HERE / "results" / f"store-{args.n}.json"
+    dest = HERE / "results" / f"{stem}-{n}.json"
     dest.parent.mkdir(exist_ok=True)
     dest.write_text(json.dumps(out, indent=1))
     print(f"wrote {dest}")
