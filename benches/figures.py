@@ -17,3 +17,21 @@ def rate(values: list[float], digits: int = 2) -> str:
         return "-"
     f = f".{digits}f"
     return f"{median(values) / 1e6:{f}}M/s ({min(values) / 1e6:{f}}-{max(values) / 1e6:{f}})"
+
+
+class BarTable:
+    """A RESULTS.md table of an issue's bars: each bar, what was measured,
+    and whether it is met."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.rows: list[str] = []
+
+    def row(self, bar: str, measured: str, ok: bool) -> None:
+        self.rows.append(f"| {bar} | {measured} | {'met' if ok else '**not met**'} |")
+
+    def lines(self) -> list[str]:
+        """The table under its heading, or nothing when no bar was measured."""
+        if not self.rows:
+            return []
+        return [f"## {self.title}", "", "| bar | measured | |", "|---|---|---|", *self.rows, ""]

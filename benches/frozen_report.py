@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from figures import BarTable
 from figures import median as _med
 from figures import rate as _rate
 
@@ -33,10 +34,8 @@ def sections(data: dict) -> list[str]:
     v, d = s.get("vastdict"), s.get("dict")
     lines: list[str] = []
     if v:
-        rows = []
-
-        def row(bar: str, measured: str, ok: bool) -> None:
-            rows.append(f"| {bar} | {measured} | {'met' if ok else '**not met**'} |")
+        table = BarTable("Bars of the frozen-store issue")
+        row = table.row
 
         anchors = {k: s[k]["build"] for k in PERSISTENT if k in s}
         if anchors:
@@ -87,14 +86,7 @@ def sections(data: dict) -> list[str]:
             f"{v['scale']:.2f}x" + (f" (dict, forked: {d['scale']:.2f}x)" if d else ""),
             v["scale"] >= 1.8,
         )
-        lines += [
-            "## Bars of the frozen-store issue",
-            "",
-            "| bar | measured | |",
-            "|---|---|---|",
-            *rows,
-            "",
-        ]
+        lines += table.lines()
     lines += [
         f"## Frozen stores: {n:,} URL-like pairs, built from one TSV file",
         "",

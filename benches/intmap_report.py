@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from figures import BarTable, rate
 from figures import median as _med
-from figures import rate
 
 
 def summarize(data: dict) -> dict[str, dict[str, float]]:
@@ -24,10 +24,8 @@ def summarize(data: dict) -> dict[str, dict[str, float]]:
 
 
 def bars(all_data: list[dict]) -> list[str]:
-    rows = []
-
-    def row(bar: str, measured: str, ok: bool) -> None:
-        rows.append(f"| {bar} | {measured} | {'met' if ok else '**not met**'} |")
+    table = BarTable("Bars of the typed-maps issue (IntMap)")
+    row = table.row
 
     for data in all_data:
         s = summarize(data)
@@ -64,16 +62,7 @@ def bars(all_data: list[dict]) -> list[str]:
                 f"{v['get'] / 1e6:.1f}M/s vs {d / 1e6:.2f}M/s ({v['get'] / d:.0f}x)",
                 v["get"] >= 10 * d,
             )
-    if not rows:
-        return []
-    return [
-        "## Bars of the typed-maps issue (IntMap)",
-        "",
-        "| bar | measured | |",
-        "|---|---|---|",
-        *rows,
-        "",
-    ]
+    return table.lines()
 
 
 def section(data: dict) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from figures import median
+from figures import BarTable, median
 
 
 def _span(values: list[float], fmt: str) -> str:
@@ -16,10 +16,8 @@ def _med(runs: list[dict], f) -> float:
 
 
 def bars(all_data: list[dict], scale: list[dict]) -> list[str]:
-    rows = []
-
-    def row(bar: str, measured: str, ok: bool) -> None:
-        rows.append(f"| {bar} | {measured} | {'met' if ok else '**not met**'} |")
+    table = BarTable("Bars of the typed-maps issue (IntMultiMap)")
+    row = table.row
 
     for data in all_data:
         n = data["n"]
@@ -50,16 +48,7 @@ def bars(all_data: list[dict], scale: list[dict]) -> list[str]:
             f" file {s['file_bytes'] / 2**30:.1f} GiB ({s['file_bytes_per_pair']:.2f} B/pair)",
             s["pairs"] >= 1_000_000_000,
         )
-    if not rows:
-        return []
-    return [
-        "## Bars of the typed-maps issue (IntMultiMap)",
-        "",
-        "| bar | measured | |",
-        "|---|---|---|",
-        *rows,
-        "",
-    ]
+    return table.lines()
 
 
 def section(data: dict) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import frozen_report
 import intmap_report
 import multimap_report
-from figures import median, rate
+from figures import BarTable, median, rate
 
 HERE = Path(__file__).resolve().parent
 RAW_BYTES_PER_PAIR = 72  # 43-byte keys + 29-byte values (store_bench.make_data)
@@ -76,10 +76,8 @@ def bars_section(rates: dict, growth: dict | None) -> list[str]:
     v, lmdb, d = rates.get("vastdict"), rates.get("lmdb"), rates.get("dict")
     if not v:
         return []
-    rows = []
-
-    def row(bar: str, measured: str, ok: bool) -> None:
-        rows.append(f"| {bar} | {measured} | {'met' if ok else '**not met**'} |")
+    table = BarTable("Bars of the Store issue")
+    row = table.row
 
     if lmdb:
         row(
@@ -128,12 +126,7 @@ def bars_section(rates: dict, growth: dict | None) -> list[str]:
             growth["update_max_ms"] <= 100,
         )
     return [
-        "## Bars of the Store issue",
-        "",
-        "| bar | measured | |",
-        "|---|---|---|",
-        *rows,
-        "",
+        *table.lines(),
         "Notes:",
         "- lmdb's fastest bulk path needs sorted input; the input file is unsorted, so its",
         "  build is shown both as the `putmulti` alone and with the sort it needs (the issue's",
