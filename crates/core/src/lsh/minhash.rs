@@ -1,12 +1,17 @@
 //! `MinHasher`: text -> shingles -> 64-bit hashes -> the minimum of each of
 //! `num_perm` hash permutations, as u32.
 //!
-//! Shingles are hashed with XXH3 (seeded), so signatures depend only on
-//! the text and the parameters: identical across runs, thread counts and
-//! machines. The permutations are multiply-add-shift hashes of the shingle
-//! hash, `(a_i h + b_i) >> 32` with odd `a_i` and `b_i` drawn from the seed
-//! by SplitMix64: one multiply per shingle and permutation, a loop the
-//! compiler vectorizes.
+//! Word shingles hash each word once (XXH3, seeded) and then each window of
+//! `ngram` word hashes, so a word costs one string hash whatever `ngram`
+//! is. Signatures depend only on the text and the parameters: identical
+//! across runs, thread counts and machines (all byte orders are fixed).
+//!
+//! The permutations are Dietzfelbinger's multiply-add-shift hashes of a
+//! 32-bit reduction `x` of the shingle hash, `(a_i x + b_i) mod 2^64 >> 32`
+//! with 64-bit `a_i` (odd) and `b_i` drawn from the seed by SplitMix64: a
+//! 2-independent family with 32-bit outputs. The 64-bit product is split
+//! into 32-bit halves so the loop runs in 32-bit SIMD lanes; on x86-64 an
+//! AVX2 copy of the same code is chosen at run time (same results).
 
 use crate::error::{Error, Result};
 use rayon::prelude::*;
@@ -20,6 +25,10 @@ pub enum Unit {
     /// `ngram` consecutive characters.
     Char,
 }
+
+/// Permutations are applied this many at a time, so that the running
+/// minima stay in registers while every shingle of a document streams by.
+const LANES: usize = 32;
 
 /// Computes MinHash signatures.
 ///
@@ -38,16 +47,38 @@ pub struct MinHasher {
     unit: Unit,
     seed: u64,
     lowercase: bool,
-    a: Vec<u64>,
-    b: Vec<u64>,
+    /// `a_i` and `b_i` split into 32-bit halves, padded to whole blocks of
+    /// `LANES`.
+    a_lo: Vec<u32>,
+    a_hi: Vec<u32>,
+    b_lo: Vec<u32>,
+    b_hi: Vec<u32>,
+    simd: Simd,
 }
 
 fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
+    mix64(*state)
+}
+
+/// SplitMix64's finalizer: spreads every input bit over the whole word,
+/// so that small or structured user hashes still reduce to good 32-bit
+/// keys.
+fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+/// Reusable per-thread buffers, so signing a document allocates nothing.
+#[derive(Default)]
+pub struct Scratch {
+    hashes: Vec<u64>,
+    words: Vec<u64>,
+    keys: Vec<u32>,
+    bytes: Vec<u8>,
+    starts: Vec<usize>,
+    lowered: String,
 }
 
 impl MinHasher {
@@ -66,18 +97,33 @@ impl MinHasher {
         if ngram == 0 {
             return Err(Error::Invalid("ngram must be at least 1".into()));
         }
+        let padded = num_perm.div_ceil(LANES) * LANES;
         let mut state = seed;
-        let (a, b) = (0..num_perm)
-            .map(|_| (splitmix(&mut state) | 1, splitmix(&mut state)))
-            .unzip();
+        let (mut a_lo, mut a_hi, mut b_lo, mut b_hi) = (
+            Vec::with_capacity(padded),
+            Vec::with_capacity(padded),
+            Vec::with_capacity(padded),
+            Vec::with_capacity(padded),
+        );
+        for _ in 0..padded {
+            let a = splitmix(&mut state) | 1;
+            let b = splitmix(&mut state);
+            a_lo.push(a as u32);
+            a_hi.push((a >> 32) as u32);
+            b_lo.push(b as u32);
+            b_hi.push((b >> 32) as u32);
+        }
         Ok(MinHasher {
             num_perm,
             ngram,
             unit,
             seed,
             lowercase,
-            a,
-            b,
+            a_lo,
+            a_hi,
+            b_lo,
+            b_hi,
+            simd: Simd::detect(),
         })
     }
 
@@ -85,72 +131,172 @@ impl MinHasher {
         self.num_perm
     }
 
+    pub fn ngram(&self) -> usize {
+        self.ngram
+    }
+
+    pub fn unit(&self) -> Unit {
+        self.unit
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub fn lowercase(&self) -> bool {
+        self.lowercase
+    }
+
     /// The 64-bit hash of each shingle of `text`, appended to `out`. A text
     /// shorter than one shingle is one shingle; an empty text has none.
     pub fn shingle_hashes(&self, text: &str, out: &mut Vec<u64>) {
-        let lowered;
-        let text = if self.lowercase && text.chars().any(char::is_uppercase) {
-            lowered = text.to_lowercase();
-            &lowered
-        } else {
-            text
-        };
+        self.shingle_into(text, &mut Scratch::default(), out);
+    }
+
+    fn shingle_into(&self, text: &str, s: &mut Scratch, out: &mut Vec<u64>) {
         match self.unit {
             Unit::Word => {
-                let words: Vec<&str> = text.split_whitespace().collect();
-                let mut buf = Vec::new();
-                let n = self.ngram.min(words.len());
-                if n == 0 {
-                    return;
-                }
-                for w in words.windows(n) {
-                    buf.clear();
-                    for (i, t) in w.iter().enumerate() {
-                        if i > 0 {
-                            buf.push(b' ');
-                        }
-                        buf.extend_from_slice(t.as_bytes());
+                s.words.clear();
+                if text.is_ascii() {
+                    self.ascii_word_hashes(text.as_bytes(), &mut s.bytes, &mut s.words);
+                } else {
+                    for w in text.split_whitespace() {
+                        let h = self.word_hash(w, &mut s.lowered);
+                        s.words.push(h);
                     }
-                    out.push(xxh3_64_with_seed(&buf, self.seed));
                 }
+                self.shingle_words(&s.words, out);
             }
             Unit::Char => {
-                let starts: Vec<usize> = text
-                    .char_indices()
-                    .map(|(i, _)| i)
-                    .chain(std::iter::once(text.len()))
-                    .collect();
-                let chars = starts.len() - 1;
+                let text = if self.lowercase && needs_lowering(text) {
+                    s.lowered.clear();
+                    s.lowered.extend(text.chars().flat_map(char::to_lowercase));
+                    s.lowered.as_str()
+                } else {
+                    text
+                };
+                s.starts.clear();
+                s.starts.extend(text.char_indices().map(|(i, _)| i));
+                s.starts.push(text.len());
+                let chars = s.starts.len() - 1;
                 let n = self.ngram.min(chars);
                 if n == 0 {
                     return;
                 }
                 for i in 0..=chars - n {
-                    let s = &text.as_bytes()[starts[i]..starts[i + n]];
-                    out.push(xxh3_64_with_seed(s, self.seed));
+                    let g = &text.as_bytes()[s.starts[i]..s.starts[i + n]];
+                    out.push(xxh3_64_with_seed(g, self.seed));
                 }
             }
         }
     }
 
+    fn word_hash(&self, word: &str, lowered: &mut String) -> u64 {
+        if self.lowercase && needs_lowering(word) {
+            lowered.clear();
+            lowered.extend(word.chars().flat_map(char::to_lowercase));
+            xxh3_64_with_seed(lowered.as_bytes(), self.seed)
+        } else {
+            xxh3_64_with_seed(word.as_bytes(), self.seed)
+        }
+    }
+
+    /// [`MinHasher::word_hash`] of each word of an ASCII text, split as
+    /// `split_ascii_whitespace` does. The text is lowered in one
+    /// vectorized pass first: lowering word by word into a buffer that
+    /// XXH3 then reads makes every word wait on store forwarding.
+    fn ascii_word_hashes(&self, text: &[u8], lowered: &mut Vec<u8>, out: &mut Vec<u64>) {
+        let text = if self.lowercase {
+            lowered.clear();
+            lowered.extend_from_slice(text);
+            lowered.make_ascii_lowercase();
+            &lowered[..]
+        } else {
+            text
+        };
+        let mut i = 0;
+        while i < text.len() {
+            while i < text.len() && text[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            let start = i;
+            while i < text.len() && !text[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if start == i {
+                break;
+            }
+            out.push(xxh3_64_with_seed(&text[start..i], self.seed));
+        }
+    }
+
+    /// The hash of each window of `ngram` consecutive word hashes (one
+    /// window when there are fewer words): a rotate-xor-multiply chain
+    /// over the window, then a finalizer. The word hashes are already
+    /// random, so this mixes enough at a few cycles per word, where
+    /// hashing the window's bytes again would cost as much as the
+    /// permutations.
+    fn shingle_words(&self, words: &[u64], out: &mut Vec<u64>) {
+        let n = self.ngram.min(words.len());
+        if n == 0 {
+            return;
+        }
+        out.extend(words.windows(n).map(|window| {
+            let h = window.iter().fold(n as u64, |h, &w| {
+                (h.rotate_left(23) ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            });
+            mix64(h)
+        }));
+    }
+
+    /// Shingle hashes of a pre-tokenized text: `ngram` consecutive tokens
+    /// make a shingle, as words do.
+    pub fn token_shingles<S: AsRef<str>>(&self, tokens: &[S], out: &mut Vec<u64>) {
+        let mut lowered = String::new();
+        let words: Vec<u64> = tokens
+            .iter()
+            .map(|t| self.word_hash(t.as_ref(), &mut lowered))
+            .collect();
+        self.shingle_words(&words, out);
+    }
+
     /// The signature of a set of shingle hashes into `out` (`num_perm`
     /// long): u32::MAX everywhere for an empty set.
     pub fn sign_hashes(&self, hashes: &[u64], out: &mut [u32]) {
-        out.fill(u32::MAX);
-        for &h in hashes {
-            for ((o, &a), &b) in out.iter_mut().zip(&self.a).zip(&self.b) {
-                let v = (a.wrapping_mul(h).wrapping_add(b) >> 32) as u32;
-                *o = (*o).min(v);
-            }
+        let mut keys = Vec::new();
+        self.sign_hashes_with(hashes, &mut keys, out);
+    }
+
+    fn sign_hashes_with(&self, hashes: &[u64], keys: &mut Vec<u32>, out: &mut [u32]) {
+        keys.clear();
+        keys.extend(hashes.iter().map(|&h| (mix64(h) >> 32) as u32));
+        let mut block = [0u32; LANES];
+        for (i, chunk) in out.chunks_mut(LANES).enumerate() {
+            let r = i * LANES..(i + 1) * LANES;
+            let p = Perms {
+                a_lo: &self.a_lo[r.clone()],
+                a_hi: &self.a_hi[r.clone()],
+                b_lo: &self.b_lo[r.clone()],
+                b_hi: &self.b_hi[r],
+            };
+            min_block(self.simd, &p, keys, &mut block);
+            chunk.copy_from_slice(&block[..chunk.len()]);
         }
     }
 
     pub fn sign_text(&self, text: &str) -> Vec<u32> {
-        let mut hashes = Vec::new();
-        self.shingle_hashes(text, &mut hashes);
         let mut out = vec![0u32; self.num_perm];
-        self.sign_hashes(&hashes, &mut out);
+        self.sign_text_with(text, &mut Scratch::default(), &mut out);
         out
+    }
+
+    /// [`MinHasher::sign_text`] into `out`, reusing `scratch`'s buffers.
+    pub fn sign_text_with(&self, text: &str, scratch: &mut Scratch, out: &mut [u32]) {
+        let mut hashes = std::mem::take(&mut scratch.hashes);
+        hashes.clear();
+        self.shingle_into(text, scratch, &mut hashes);
+        self.sign_hashes_with(&hashes, &mut scratch.keys, out);
+        scratch.hashes = hashes;
     }
 
     /// Signatures of `texts`, row by row into `out` (`texts.len() *
@@ -159,13 +305,127 @@ impl MinHasher {
         crate::intmap::map::same_len(texts.len() * self.num_perm, out.len())?;
         out.par_chunks_mut(self.num_perm)
             .zip(texts.par_iter())
-            .for_each_init(Vec::new, |hashes, (o, t)| {
-                hashes.clear();
-                self.shingle_hashes(t.as_ref(), hashes);
-                self.sign_hashes(hashes, o);
+            .with_min_len(16)
+            .for_each_init(Scratch::default, |scratch, (o, t)| {
+                self.sign_text_with(t.as_ref(), scratch, o)
             });
         Ok(())
     }
+
+    /// Signatures of sets of shingle hashes given in CSR form: set `i` is
+    /// `hashes[offsets[i]..offsets[i + 1]]`.
+    pub fn sign_hash_sets(&self, offsets: &[u64], hashes: &[u64], out: &mut [u32]) -> Result<()> {
+        let sets = offsets.len().saturating_sub(1);
+        crate::intmap::map::same_len(sets * self.num_perm, out.len())?;
+        let total = hashes.len() as u64;
+        if offsets.windows(2).any(|w| w[0] > w[1]) || offsets.last().is_some_and(|&e| e > total) {
+            return Err(Error::Invalid(
+                "offsets must be non-decreasing and end within the hashes".into(),
+            ));
+        }
+        out.par_chunks_mut(self.num_perm)
+            .enumerate()
+            .with_min_len(16)
+            .for_each_init(Vec::new, |keys, (i, o)| {
+                let set = &hashes[offsets[i] as usize..offsets[i + 1] as usize];
+                self.sign_hashes_with(set, keys, o)
+            });
+        Ok(())
+    }
+}
+
+fn needs_lowering(s: &str) -> bool {
+    s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80)
+}
+
+/// One block of `LANES` permutations, as 32-bit halves.
+struct Perms<'a> {
+    a_lo: &'a [u32],
+    a_hi: &'a [u32],
+    b_lo: &'a [u32],
+    b_hi: &'a [u32],
+}
+
+/// The widest vector instructions this CPU has; the kernels are the same
+/// Rust code compiled for each, so results do not depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Simd {
+    #[cfg(target_arch = "x86_64")]
+    fn detect() -> Self {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            Simd::Avx512
+        } else if std::arch::is_x86_feature_detected!("avx2") {
+            Simd::Avx2
+        } else {
+            Simd::Portable
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn detect() -> Self {
+        Simd::Portable
+    }
+}
+
+fn min_block(simd: Simd, p: &Perms, keys: &[u32], out: &mut [u32; LANES]) {
+    match simd {
+        Simd::Portable => min_block_portable(p, keys, out),
+        // SAFETY: these variants are chosen only when the CPU reported the
+        // feature.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe { min_block_avx2(p, keys, out) },
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe { min_block_avx512(p, keys, out) },
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn min_block_avx2(p: &Perms, keys: &[u32], out: &mut [u32; LANES]) {
+    min_block_portable(p, keys, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn min_block_avx512(p: &Perms, keys: &[u32], out: &mut [u32; LANES]) {
+    min_block_portable(p, keys, out)
+}
+
+/// `out[j] = min over keys x of (a_j x + b_j) mod 2^64 >> 32`, with the
+/// product taken in 32-bit halves: the high word is `a_hi x + b_hi` plus
+/// the carry out of `a_lo x + b_lo`, which cannot overflow 64 bits.
+#[inline(always)]
+fn min_block_portable(p: &Perms, keys: &[u32], out: &mut [u32; LANES]) {
+    let (a_lo, a_hi, b_lo, b_hi): (&[u32; LANES], &[u32; LANES], &[u32; LANES], &[u32; LANES]) =
+        match (
+            p.a_lo.try_into(),
+            p.a_hi.try_into(),
+            p.b_lo.try_into(),
+            p.b_hi.try_into(),
+        ) {
+            (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
+            _ => unreachable!("permutation blocks are LANES long"),
+        };
+    let mut acc = [u32::MAX; LANES];
+    for &x in keys {
+        for j in 0..LANES {
+            let low = u64::from(a_lo[j]) * u64::from(x) + u64::from(b_lo[j]);
+            let v = a_hi[j]
+                .wrapping_mul(x)
+                .wrapping_add(b_hi[j])
+                .wrapping_add((low >> 32) as u32);
+            acc[j] = acc[j].min(v);
+        }
+    }
+    *out = acc;
 }
 
 /// The share of equal positions of two signatures: an estimate of the
@@ -194,12 +454,63 @@ mod tests {
         assert_eq!(
             sig,
             [
-                1255987549, 728337493, 1745417967, 313394674, 323915943, 3081582530, 1680008614,
-                799150604
+                649763827, 2388433221, 646116898, 1730543669, 412577084, 1117632515, 958976575,
+                2151110657
             ]
+        );
+        let chars = MinHasher::new(4, 3, Unit::Char, 1, true).expect("valid parameters");
+        assert_eq!(
+            chars.sign_text("abcdé"),
+            [372283416, 1475310842, 721156680, 285173063]
         );
         let other = MinHasher::new(8, 2, Unit::Word, 2, true).expect("valid parameters");
         assert_ne!(other.sign_text("a b c d"), sig);
+    }
+
+    #[test]
+    fn every_kernel_computes_the_64_bit_formula() {
+        let h = MinHasher::new(70, 1, Unit::Word, 9, false).expect("valid parameters");
+        let hashes: Vec<u64> = (0..500u64)
+            .map(|i| i.wrapping_mul(0x1234_5678_9abc))
+            .collect();
+        let mut want = vec![u32::MAX; 70];
+        for &x in &hashes {
+            let x = u64::from((mix64(x) >> 32) as u32);
+            for (j, w) in want.iter_mut().enumerate() {
+                let a = u64::from(h.a_lo[j]) | u64::from(h.a_hi[j]) << 32;
+                let b = u64::from(h.b_lo[j]) | u64::from(h.b_hi[j]) << 32;
+                *w = (*w).min((a.wrapping_mul(x).wrapping_add(b) >> 32) as u32);
+            }
+        }
+        let mut got = vec![0u32; 70];
+        h.sign_hashes(&hashes, &mut got);
+        assert_eq!(got, want);
+        let portable = MinHasher {
+            simd: Simd::Portable,
+            ..h.clone()
+        };
+        portable.sign_hashes(&hashes, &mut got);
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn ascii_fast_path_splits_and_lowers_like_the_general_one() {
+        let h = MinHasher::new(4, 2, Unit::Word, 5, true).expect("valid parameters");
+        for text in [
+            "  Hello\tWORLD\n\x0cfoo\r\nbar  ",
+            "one",
+            "   ",
+            "MiXeD cAsE wOrDs ThAt ArE lOnGeR tHaN sIxTy FoUr ByTeS_________________________________ x",
+        ] {
+            let mut fast = Vec::new();
+            h.shingle_hashes(text, &mut fast);
+            let tokens: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
+            let mut general = Vec::new();
+            h.token_shingles(&tokens, &mut general);
+            assert_eq!(fast, general, "{text:?}");
+        }
+        // Non-ASCII text takes the general path and lowers Unicode too.
+        assert_eq!(h.sign_text("ÉTÉ Über"), h.sign_text("été über"));
     }
 
     #[test]

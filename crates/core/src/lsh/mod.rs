@@ -3,4 +3,4 @@
 
 mod minhash;
 
-pub use minhash::{estimate_jaccard, MinHasher, Unit};
+pub use minhash::{estimate_jaccard, MinHasher, Scratch, Unit};
