@@ -3,6 +3,7 @@
 
 use proptest::prelude::*;
 use std::collections::BTreeMap;
+use vastdict_core::intmap::{mix, unmix};
 use vastdict_core::multimap::{file_info, IntMultiMap};
 use vastdict_core::Error;
 
@@ -32,7 +33,13 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
 
 type Model = BTreeMap<u64, Vec<u32>>;
 
+/// The key a map that keeps `64 - drop` mixed bits files `k` under.
+fn canon(k: u64, drop: u32) -> u64 {
+    unmix(mix(k) & !((1u64 << drop) - 1))
+}
+
 fn check(m: &IntMultiMap<u32>, model: &Model, probe: &[u64]) {
+    let drop = m.dropped_bits();
     assert_eq!(m.len().expect("len"), model.len() as u64);
     let pairs: usize = model.values().map(Vec::len).sum();
     assert_eq!(m.num_values(), pairs as u64);
@@ -40,7 +47,7 @@ fn check(m: &IntMultiMap<u32>, model: &Model, probe: &[u64]) {
     let mut counts = vec![0u64; probe.len()];
     m.count_many(probe, &mut counts).expect("count_many");
     for (i, k) in probe.iter().enumerate() {
-        let want = model.get(k).cloned().unwrap_or_default();
+        let want = model.get(&canon(*k, drop)).cloned().unwrap_or_default();
         let got = &values[offsets[i] as usize..offsets[i + 1] as usize];
         assert_eq!(got, &want[..], "key {k}");
         assert_eq!(counts[i], want.len() as u64);
@@ -55,10 +62,10 @@ fn check(m: &IntMultiMap<u32>, model: &Model, probe: &[u64]) {
     assert_eq!(&all, model);
 }
 
-fn run(ops: Vec<Op>, unique: bool) {
+fn run(ops: Vec<Op>, unique: bool, drop: u32) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("m.vdmm");
-    let mut m: IntMultiMap<u32> = IntMultiMap::new(unique);
+    let mut m: IntMultiMap<u32> = IntMultiMap::truncated(unique, drop);
     let mut model = Model::new();
     let mut probe = vec![0, u64::MAX, 1, 2, 3];
     for op in ops {
@@ -68,7 +75,7 @@ fn run(ops: Vec<Op>, unique: bool) {
                 let added = m.add_many(&k, &v).expect("add_many");
                 let mut want = 0;
                 for (k, v) in pairs {
-                    let g = model.entry(k).or_default();
+                    let g = model.entry(canon(k, drop)).or_default();
                     if !unique || !g.contains(&v) {
                         g.push(v);
                         want += 1;
@@ -82,6 +89,7 @@ fn run(ops: Vec<Op>, unique: bool) {
                 let mut want = 0;
                 let mut seen = std::collections::HashSet::new();
                 for k in keys {
+                    let k = canon(k, drop);
                     if seen.insert(k) && model.remove(&k).is_some() {
                         want += 1;
                     }
@@ -93,6 +101,7 @@ fn run(ops: Vec<Op>, unique: bool) {
                 m.save(&path).expect("save");
                 m = IntMultiMap::open(&path).expect("open");
                 assert_eq!(m.unique(), unique);
+                assert_eq!(m.dropped_bits(), drop);
                 let info = file_info(&path).expect("info");
                 assert_eq!(info.keys, model.len() as u64);
             }
@@ -106,13 +115,33 @@ proptest! {
 
     #[test]
     fn matches_a_map_of_lists(ops in ops()) {
-        run(ops, false);
+        run(ops, false, 0);
+    }
+
+    #[test]
+    fn truncated_keys_match_a_map_of_their_kept_bits(ops in ops(), drop in 1u32..=40) {
+        run(ops, false, drop);
     }
 
     #[test]
     fn set_semantics_match_a_map_of_sets(ops in ops()) {
-        run(ops, true);
+        run(ops, true, 0);
     }
+}
+
+#[test]
+fn truncated_maps_merge_keys_equal_in_their_kept_bits() {
+    let mut m: IntMultiMap<u32> = IntMultiMap::truncated(false, 20);
+    let a = 0x1234_5678_9abc_def0u64;
+    let b = unmix(mix(a) ^ 0x8_0000); // differs in dropped bit 19
+    let c = unmix(mix(a) ^ 0x10_0000); // differs in kept bit 20
+    m.add_many(&[a, b, c], &[1, 2, 3]).expect("add");
+    assert_eq!(m.get(a).expect("get"), [1, 2]);
+    assert_eq!(m.get(b).expect("get"), [1, 2]);
+    assert_eq!(m.get(c).expect("get"), [3]);
+    m.compact().expect("compact");
+    assert_eq!(m.get(b).expect("get"), [1, 2]);
+    assert_eq!(m.len().expect("len"), 2);
 }
 
 #[test]

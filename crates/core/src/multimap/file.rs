@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! 0      128        header: magic "VDMULTIM", version, flags (bit 0:
-//!                   set semantics), value dtype, keys, values, file
+//!                   set semantics, bits 8-15: dropped key bits), value dtype, keys, values, file
 //!                   length, CRC-32C of the table, CRC-32C of the header
 //! 128    256 * 16   per partition: segment offset u64, length u64
 //! 4224   ...        the segments, each at a multiple of 8
@@ -28,6 +28,8 @@ const HEADER_USED: usize = 64;
 const TABLE_LEN: usize = PARTS * 16;
 const DATA_OFF: usize = HEADER_LEN + TABLE_LEN;
 const FLAG_UNIQUE: u32 = 1;
+/// Bits 8-15 of the flags: low key bits a truncated map does not keep.
+const DROP_SHIFT: u32 = 8;
 
 /// A saved multimap's file, mapped read-only.
 pub(crate) struct MappedFile {
@@ -40,6 +42,8 @@ pub(crate) struct MappedFile {
 pub struct FileInfo {
     pub dtype: String,
     pub unique: bool,
+    /// Low key bits not kept (0 unless the map is truncated).
+    pub dropped_bits: u32,
     pub keys: u64,
     pub values: u64,
 }
@@ -63,6 +67,7 @@ fn decode_header(b: &[u8], actual: u64, path: &Path) -> Result<(FileInfo, u32)> 
     let info = FileInfo {
         dtype: String::from_utf8_lossy(&raw[..end]).into_owned(),
         unique: le_u32(b, 12) & FLAG_UNIQUE != 0,
+        dropped_bits: (le_u32(b, 12) >> DROP_SHIFT) & 0xff,
         keys: le_u64(b, 32),
         values: le_u64(b, 40),
     };
@@ -99,7 +104,7 @@ impl<V: Value> IntMultiMap<V> {
         let mut head = [0u8; HEADER_LEN];
         head[..8].copy_from_slice(MAGIC);
         head[8..12].copy_from_slice(&VERSION.to_le_bytes());
-        let flags = if self.unique() { FLAG_UNIQUE } else { 0 };
+        let flags = u32::from(self.unique()) * FLAG_UNIQUE | self.dropped_bits() << DROP_SHIFT;
         head[12..16].copy_from_slice(&flags.to_le_bytes());
         head[16..16 + V::DTYPE.len()].copy_from_slice(V::DTYPE.as_bytes());
         head[32..40].copy_from_slice(&self.len()?.to_le_bytes());
@@ -153,6 +158,7 @@ impl<V: Value> IntMultiMap<V> {
                 .checked_add(n)
                 .filter(|&end| off >= DATA_OFF as u64 && end <= len)
                 .and_then(|_| Layout::parse(&map[off as usize..(off + n) as usize], V::WIDTH))
+                .filter(|lay| lay.drop() == info.dropped_bits)
                 .ok_or_else(|| Error::corrupt(path, at, format!("partition {p} is damaged")))?;
             keys += seg.keys;
             values += seg.values;
@@ -174,6 +180,11 @@ impl<V: Value> IntMultiMap<V> {
             .into_iter()
             .map(|(off, lay)| Seg::mapped(file.clone(), off, lay))
             .collect();
-        Ok(IntMultiMap::from_segments(segs, info.unique, file))
+        Ok(IntMultiMap::from_segments(
+            segs,
+            info.unique,
+            info.dropped_bits,
+            file,
+        ))
     }
 }

@@ -28,6 +28,8 @@ const CHUNK: usize = 4096;
 pub struct IntMultiMap<V> {
     parts: Vec<Part<V>>,
     unique: bool,
+    /// Low bits of each mixed key that are not kept (see `truncated`).
+    drop: u32,
     /// The file the map was opened from, if any.
     file: Option<Arc<MappedFile>>,
 }
@@ -72,17 +74,39 @@ fn sorted_groups(keys: &[u64]) -> (Vec<u64>, Vec<usize>) {
 impl<V: Value> IntMultiMap<V> {
     /// An empty map; with `unique`, a key never holds the same value twice.
     pub fn new(unique: bool) -> Self {
+        Self::truncated(unique, 0)
+    }
+
+    /// An empty map that keeps only `64 - drop` bits of each key (the top
+    /// bits of its bijective mix): keys equal there are one key, and each
+    /// costs `drop` bits less. For keys that are hashes already, where a
+    /// rare merge is harmless (LSH band tables). `drop` is at most 40.
+    ///
+    /// ```
+    /// use vastdict_core::multimap::IntMultiMap;
+    /// let mut m: IntMultiMap<u32> = IntMultiMap::truncated(false, 24);
+    /// m.add_many(&[5, 6], &[1, 2]).unwrap();
+    /// assert_eq!(m.get(5).unwrap(), [1]);
+    /// ```
+    pub fn truncated(unique: bool, drop: u32) -> Self {
+        let drop = drop.min(super::segment::MAX_DROP);
         let empty = Csr::<V>::new();
         IntMultiMap {
             parts: (0..PARTS)
-                .map(|p| Part::new(Seg::owned(&empty), prefix(p)))
+                .map(|p| Part::new(Seg::owned(&empty, drop), prefix(p)))
                 .collect(),
             unique,
+            drop,
             file: None,
         }
     }
 
-    pub(crate) fn from_segments(segs: Vec<Seg>, unique: bool, file: Arc<MappedFile>) -> Self {
+    pub(crate) fn from_segments(
+        segs: Vec<Seg>,
+        unique: bool,
+        drop: u32,
+        file: Arc<MappedFile>,
+    ) -> Self {
         IntMultiMap {
             parts: segs
                 .into_iter()
@@ -90,12 +114,35 @@ impl<V: Value> IntMultiMap<V> {
                 .map(|(p, s)| Part::new(s, prefix(p)))
                 .collect(),
             unique,
+            drop,
             file: Some(file),
         }
     }
 
     pub fn unique(&self) -> bool {
         self.unique
+    }
+
+    /// Low mixed-key bits this map does not keep (0 unless `truncated`).
+    pub fn dropped_bits(&self) -> u32 {
+        self.drop
+    }
+
+    /// The mixed form of `key` as this map keeps it.
+    fn mixed(&self, key: u64) -> u64 {
+        mix(key) & !((1u64 << self.drop) - 1)
+    }
+
+    /// `keys` with the bits this map does not keep cleared, so batch paths
+    /// (which mix keys themselves) see one key per kept pattern.
+    fn kept<'k>(&self, keys: &'k [u64]) -> std::borrow::Cow<'k, [u64]> {
+        if self.drop == 0 {
+            return keys.into();
+        }
+        keys.par_iter()
+            .map(|&k| unmix(self.mixed(k)))
+            .collect::<Vec<_>>()
+            .into()
     }
 
     /// The file this map was opened from.
@@ -136,7 +183,7 @@ impl<V: Value> IntMultiMap<V> {
     /// values were added (fewer than given with set semantics).
     pub fn add_many(&mut self, keys: &[u64], values: &[V]) -> Result<u64> {
         same_len(keys.len(), values.len())?;
-        let (ms, vs, starts) = scatter(keys, values);
+        let (ms, vs, starts) = scatter(&self.kept(keys), values);
         let unique = self.unique;
         self.parts
             .par_iter_mut()
@@ -157,7 +204,7 @@ impl<V: Value> IntMultiMap<V> {
 
     /// Remove `keys` with all their values; returns how many were present.
     pub fn remove_many(&mut self, keys: &[u64]) -> Result<u64> {
-        let (ms, bounds) = sorted_groups(keys);
+        let (ms, bounds) = sorted_groups(&self.kept(keys));
         self.parts
             .par_iter_mut()
             .enumerate()
@@ -168,7 +215,7 @@ impl<V: Value> IntMultiMap<V> {
 
     /// The values of one key, in insertion order (empty if missing).
     pub fn get(&self, key: u64) -> Result<Vec<V>> {
-        let m = mix(key);
+        let m = self.mixed(key);
         let mut out = Vec::new();
         self.parts[part_of(m)].get_into(m, &mut out)?;
         Ok(out)
@@ -234,7 +281,7 @@ impl<V: Value> IntMultiMap<V> {
     fn each(&self, keys: &[u64], mut f: impl FnMut(&Part<V>, u64) -> Result<()>) -> Result<()> {
         const DIR_AHEAD: usize = 24;
         const BUCKET_AHEAD: usize = 12;
-        let mixed: Vec<u64> = keys.iter().map(|&k| mix(k)).collect();
+        let mixed: Vec<u64> = keys.iter().map(|&k| self.mixed(k)).collect();
         for &m in mixed.iter().take(DIR_AHEAD) {
             self.parts[part_of(m)].prefetch_dir(m);
         }

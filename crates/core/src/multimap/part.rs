@@ -21,10 +21,16 @@ pub(crate) struct Seg {
 }
 
 impl Seg {
-    pub fn owned<V: Value>(csr: &Csr<V>) -> Self {
-        let bytes = encode(csr);
+    /// `csr` encoded, leaving out each key's low `drop` bits.
+    pub fn owned<V: Value>(csr: &Csr<V>, drop: u32) -> Self {
+        let bytes = encode(csr, drop);
         Seg {
-            lay: Layout::new(csr.keys.len() as u64, csr.values.len() as u64, V::WIDTH),
+            lay: Layout::new(
+                csr.keys.len() as u64,
+                csr.values.len() as u64,
+                V::WIDTH,
+                drop,
+            ),
             bytes: Bytes::Owned(bytes),
         }
     }
@@ -289,7 +295,7 @@ impl<V: Value> Part<V> {
             return Ok(());
         }
         let all = self.groups()?;
-        self.seg = Seg::owned(&all);
+        self.seg = Seg::owned(&all, self.seg.lay.drop());
         self.hidden = Vec::new();
         self.hidden_values = 0;
         self.delta = Csr::new();

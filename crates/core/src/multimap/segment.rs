@@ -5,6 +5,7 @@
 //! ```text
 //! 0     32                 header: keys u64, values u64, bucket bits u8,
 //!                          start width u8, value width u8, mid bits u8,
+//!                          dropped bits u8,
 //!                          CRC-32C u32
 //! 32    (nb + 1) * E       directory: per bucket its first key, its first
 //!                          value (4 or 8 bytes each) and a 16-bit check
@@ -12,7 +13,7 @@
 //! ...   packed n + nb 2^s  per bucket, its keys' next s bits in unary: per
 //!                          key (mid - previous mid) 0s then a 1, padded
 //!                          with 0s to (keys in bucket + 2^s) bits
-//! ...   packed n * w bits  each key's low w = 56 - bits - s bits
+//! ...   packed n * w bits  each key's next w = 56 - drop - bits - s bits
 //! ...   packed m bits      per key a 1 then (count - 1) 0s
 //! ...   2 * ceil(m / B)    16-bit check per block of B = 128 / W values
 //! ...   m * W              values, grouped by key, in insertion order
@@ -41,6 +42,8 @@ const PER_BUCKET: u64 = 32;
 /// Limits that keep every offset computation far from overflow.
 const MAX_KEYS: u64 = 1 << 44;
 const MAX_BUCKET_BITS: u32 = 40;
+/// Most low key bits a truncated map may leave out: 16 bits stay.
+pub const MAX_DROP: u32 = 40;
 
 /// The sizes of a segment; every offset follows from them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,18 +53,22 @@ pub struct Layout {
     bits: u32,
     /// Bits of each key coded in unary within its bucket.
     mid: u32,
+    /// Low key bits not stored (zero in a truncated map's keys).
+    drop: u32,
     dw: u64,
     vw: u64,
     offs: [u64; 6],
 }
 
 impl Layout {
-    pub fn new(keys: u64, values: u64, vw: usize) -> Self {
+    /// The layout of `keys` keys with `values` values of `vw` bytes whose
+    /// low `drop` (at most [`MAX_DROP`]) bits are not stored.
+    pub fn new(keys: u64, values: u64, vw: usize, drop: u32) -> Self {
         let per = keys / PER_BUCKET;
         let bits = if per == 0 {
             0
         } else {
-            (63 - per.leading_zeros()).min(MAX_BUCKET_BITS)
+            (63 - per.leading_zeros()).min(MAX_BUCKET_BITS.min(KEY_BITS - drop - 8))
         };
         let per_bucket = keys >> bits;
         let mid = if per_bucket == 0 {
@@ -73,7 +80,8 @@ impl Layout {
             keys,
             values,
             bits,
-            mid,
+            mid: mid.min(KEY_BITS - drop - bits),
+            drop,
             dw: if keys.max(values) >= 1 << 32 { 8 } else { 4 },
             vw: vw as u64,
             offs: [0; 6],
@@ -84,7 +92,12 @@ impl Layout {
 
     /// Bits stored as they are per key.
     fn width(&self) -> u32 {
-        KEY_BITS - self.bits - self.mid
+        KEY_BITS - self.drop - self.bits - self.mid
+    }
+
+    /// Low key bits not stored.
+    pub fn drop(&self) -> u32 {
+        self.drop
     }
     fn shift(&self) -> u32 {
         KEY_BITS - self.bits
@@ -140,7 +153,11 @@ impl Layout {
         (low & LOW_MASK) >> self.shift()
     }
     fn mid_of(&self, low: u64) -> u64 {
-        (low >> self.width()) & ((1 << self.mid) - 1)
+        (low >> (self.width() + self.drop)) & ((1 << self.mid) - 1)
+    }
+    /// The stored bits of a key.
+    fn stored_of(&self, low: u64) -> u64 {
+        (low >> self.drop) & low_bits(self.width())
     }
     /// Where bucket `b` (with its first key `ks`) starts in the mid bits.
     fn mids_start(&self, b: u64, ks: u64) -> u64 {
@@ -155,6 +172,7 @@ impl Layout {
         h[17] = self.dw as u8;
         h[18] = self.vw as u8;
         h[19] = self.mid as u8;
+        h[20] = self.drop as u8;
         let crc = crc32c::crc32c(&h[..24]);
         h[24..28].copy_from_slice(&crc.to_le_bytes());
         h
@@ -173,7 +191,11 @@ impl Layout {
         if keys > values || values >= MAX_KEYS {
             return None;
         }
-        let lay = Layout::new(keys, values, vw);
+        let drop = u32::from(h[20]);
+        if drop > MAX_DROP {
+            return None;
+        }
+        let lay = Layout::new(keys, values, vw, drop);
         let stated = (
             u32::from(h[16]),
             u64::from(h[17]),
@@ -195,9 +217,9 @@ struct Bucket {
 }
 
 /// Encode sorted keys (their low 56 bits), group ends and values.
-pub fn encode<V: Value>(csr: &Csr<V>) -> Vec<u8> {
+pub fn encode<V: Value>(csr: &Csr<V>, drop: u32) -> Vec<u8> {
     let (n, m) = (csr.keys.len() as u64, csr.values.len() as u64);
-    let lay = Layout::new(n, m, V::WIDTH);
+    let lay = Layout::new(n, m, V::WIDTH, drop);
     let mut buf = vec![0u8; lay.len() as usize];
     buf[..HEADER as usize].copy_from_slice(&lay.header());
     let w = lay.width();
@@ -215,7 +237,7 @@ pub fn encode<V: Value>(csr: &Csr<V>) -> Vec<u8> {
         }
         let at = lay.mids_start(bucket - 1, first) + (i - first) + lay.mid_of(k);
         bits::write(&mut buf[mids_off..], at, 1, 1);
-        bits::write(&mut buf[lows_off..], i * u64::from(w), w, k & low_bits(w));
+        bits::write(&mut buf[lows_off..], i * u64::from(w), w, lay.stored_of(k));
         bits::write(&mut buf[counts_off..], start, 1, 1);
         start = end;
     }
@@ -357,7 +379,7 @@ impl<'a> SegView<'a> {
     pub fn find(&self, low: u64) -> Result<Option<(u64, u64)>> {
         let b = self.lay.bucket_of(low);
         let k = self.bucket(b)?;
-        let want = low & low_bits(self.lay.width());
+        let want = self.lay.stored_of(low);
         let mid = self.lay.mid_of(low);
         let ms = self.lay.mids_start(b, k.ks);
         let me = ms + (k.ke - k.ks) + (1 << self.lay.mid);
@@ -497,7 +519,8 @@ impl<'a> SegView<'a> {
                 let Some(p) = mids.next() else {
                     return Err(self.corrupt(self.lay.mids_off() + ms / 8, "bucket keys damaged"));
                 };
-                let low = ((p - ms - (i - k.ks)) << self.lay.width()) | self.low(i);
+                let low =
+                    (((p - ms - (i - k.ks)) << self.lay.width()) | self.low(i)) << self.lay.drop;
                 let key = prefix | (b << self.lay.shift()) | low;
                 let (Some(s), e) = (ones.next(), ones.peek().copied().unwrap_or(k.ve)) else {
                     return Err(
