@@ -104,7 +104,7 @@ impl<V: Value> IntMultiMap<V> {
         let mut head = [0u8; HEADER_LEN];
         head[..8].copy_from_slice(MAGIC);
         head[8..12].copy_from_slice(&VERSION.to_le_bytes());
-        let flags = u32::from(self.unique()) * FLAG_UNIQUE | self.dropped_bits() << DROP_SHIFT;
+        let flags = (u32::from(self.unique()) * FLAG_UNIQUE) | (self.dropped_bits() << DROP_SHIFT);
         head[12..16].copy_from_slice(&flags.to_le_bytes());
         head[16..16 + V::DTYPE.len()].copy_from_slice(V::DTYPE.as_bytes());
         head[32..40].copy_from_slice(&self.len()?.to_le_bytes());
