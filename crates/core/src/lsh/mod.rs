@@ -1,6 +1,12 @@
-//! MinHash signatures for near-duplicate detection (the LSH index builds
-//! on them and on [`crate::multimap`]).
+//! MinHash signatures and a banded LSH index over them for near-duplicate
+//! detection; band tables are truncated [`crate::multimap`]s.
 
+mod column;
+mod file;
+mod index;
 mod minhash;
+mod params;
 
+pub use index::{LshConfig, LshIndex, Verify};
 pub use minhash::{estimate_jaccard, MinHasher, Scratch, Unit};
+pub use params::optimal_params;

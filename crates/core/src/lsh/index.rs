@@ -1,0 +1,592 @@
+//! `LshIndex`: banded MinHash LSH. Each band is a truncated
+//! [`IntMultiMap`] from the band's hash to the slots (insertion numbers)
+//! of the documents that have it; slots map to the caller's ids, and to
+//! the stored signatures that verify candidates.
+
+use super::column::Column;
+use crate::error::{Error, Result};
+use crate::intmap::unmix;
+use crate::multimap::IntMultiMap;
+use hashbrown::HashMap;
+use rayon::prelude::*;
+use std::sync::OnceLock;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+/// Rows handled per step of a batch call, bounding its scratch memory.
+const STEP: usize = 1 << 16;
+
+/// What an index is made of; fixed when it is created.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LshConfig {
+    pub num_perm: usize,
+    pub bands: usize,
+    pub rows: usize,
+    /// The similarity candidates are verified against by default.
+    pub threshold: f64,
+    /// Keep each signature, to verify candidates by their estimate.
+    pub keep_signatures: bool,
+    /// Bits of each band hash kept (16-64): fewer bits, smaller tables and
+    /// more chance merges of unrelated bands (about `docs / 2^bits` per
+    /// band and query), which verification removes.
+    pub band_bits: u32,
+}
+
+impl LshConfig {
+    pub fn check(&self) -> Result<()> {
+        if self.bands == 0 || self.rows == 0 || self.bands * self.rows > self.num_perm {
+            return Err(Error::Invalid(format!(
+                "bands x rows ({} x {}) must be at least 1 x 1 and fit in num_perm ({})",
+                self.bands, self.rows, self.num_perm
+            )));
+        }
+        if !(16..=64).contains(&self.band_bits) {
+            return Err(Error::Invalid(format!(
+                "band_bits must be between 16 and 64, not {}",
+                self.band_bits
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(Error::Invalid(format!(
+                "threshold must be between 0 and 1, not {}",
+                self.threshold
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How query results are filtered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verify {
+    /// Every document sharing a band.
+    Raw,
+    /// Those whose stored signature agrees with the query's in at least
+    /// this share of positions (needs kept signatures).
+    Estimate(f64),
+}
+
+/// The slots an id was inserted at (ids are not required to be unique).
+#[derive(Debug, Clone)]
+enum Slots {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+/// A MinHash LSH index of u64 ids.
+///
+/// ```
+/// use vastdict_core::lsh::{LshConfig, LshIndex, MinHasher, Unit, Verify};
+/// let h = MinHasher::new(128, 2, Unit::Word, 1, true).unwrap();
+/// let cfg = LshConfig { num_perm: 128, bands: 16, rows: 8, threshold: 0.5,
+///                       keep_signatures: true, band_bits: 32 };
+/// let mut index = LshIndex::new(cfg).unwrap();
+/// let a = h.sign_text("the cat sat on the mat and looked at the dog");
+/// let b = h.sign_text("the cat sat on the mat and looked at a dog");
+/// index.insert_many(&[10], &a).unwrap();
+/// let (_, ids) = index.query_many(&b, Verify::Estimate(0.5)).unwrap();
+/// assert_eq!(ids, [10]);
+/// ```
+pub struct LshIndex {
+    cfg: LshConfig,
+    pub(crate) tables: Vec<IntMultiMap<u32>>,
+    /// Slot -> id; `None` while every id has equalled its slot.
+    pub(crate) ids: Option<Column>,
+    pub(crate) slots: u64,
+    pub(crate) sigs: Column,
+    /// Removed slots, one bit each.
+    pub(crate) dead: Vec<u64>,
+    pub(crate) live: u64,
+    by_id: OnceLock<HashMap<u64, Slots>>,
+}
+
+/// The signature's bands hashed: `n * bands` hashes, row-major.
+fn band_hashes(cfg: &LshConfig, sigs: &[u32]) -> Vec<u64> {
+    let mut out = vec![0u64; sigs.len() / cfg.num_perm * cfg.bands];
+    out.par_chunks_mut(cfg.bands)
+        .zip(sigs.par_chunks(cfg.num_perm))
+        .for_each_init(Vec::new, |buf, (o, sig)| {
+            for (j, h) in o.iter_mut().enumerate() {
+                buf.clear();
+                for v in &sig[j * cfg.rows..(j + 1) * cfg.rows] {
+                    buf.extend_from_slice(&v.to_le_bytes());
+                }
+                *h = xxh3_64_with_seed(buf, j as u64);
+            }
+        });
+    out
+}
+
+/// Positions where two little-endian signature rows agree.
+fn agreement(a: &[u8], b: &[u8]) -> usize {
+    a.chunks_exact(4)
+        .zip(b.chunks_exact(4))
+        .filter(|(x, y)| x == y)
+        .count()
+}
+
+impl LshIndex {
+    pub fn new(cfg: LshConfig) -> Result<Self> {
+        cfg.check()?;
+        let drop = 64 - cfg.band_bits;
+        Ok(LshIndex {
+            tables: (0..cfg.bands)
+                .map(|_| IntMultiMap::truncated(false, drop))
+                .collect(),
+            sigs: Column::new(if cfg.keep_signatures {
+                4 * cfg.num_perm
+            } else {
+                0
+            }),
+            cfg,
+            ids: None,
+            slots: 0,
+            dead: Vec::new(),
+            live: 0,
+            by_id: OnceLock::new(),
+        })
+    }
+
+    pub(crate) fn from_parts(
+        cfg: LshConfig,
+        tables: Vec<IntMultiMap<u32>>,
+        ids: Option<Column>,
+        sigs: Column,
+        dead: Vec<u64>,
+        slots: u64,
+    ) -> Self {
+        let removed: u64 = dead.iter().map(|w| u64::from(w.count_ones())).sum();
+        LshIndex {
+            cfg,
+            tables,
+            ids,
+            slots,
+            sigs,
+            dead,
+            live: slots - removed.min(slots),
+            by_id: OnceLock::new(),
+        }
+    }
+
+    pub fn config(&self) -> &LshConfig {
+        &self.cfg
+    }
+
+    /// Documents in the index (inserted and not removed).
+    pub fn len(&self) -> u64 {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Slots ever used, removed documents included.
+    pub fn slots(&self) -> u64 {
+        self.slots
+    }
+
+    fn is_dead(&self, slot: u64) -> bool {
+        self.dead
+            .get((slot / 64) as usize)
+            .is_some_and(|w| w >> (slot % 64) & 1 == 1)
+    }
+
+    pub(crate) fn id_of(&self, slot: u64) -> u64 {
+        match &self.ids {
+            None => slot,
+            Some(c) => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(c.row(slot));
+                u64::from_le_bytes(b)
+            }
+        }
+    }
+
+    fn rows_of(&self, sigs: &[u32]) -> Result<usize> {
+        if !sigs.len().is_multiple_of(self.cfg.num_perm) {
+            return Err(Error::Invalid(format!(
+                "signatures must have {} values per row; got {} values",
+                self.cfg.num_perm,
+                sigs.len()
+            )));
+        }
+        Ok(sigs.len() / self.cfg.num_perm)
+    }
+
+    /// Add documents: `sigs` holds one `num_perm` row per id.
+    pub fn insert_many(&mut self, ids: &[u64], sigs: &[u32]) -> Result<()> {
+        let n = self.rows_of(sigs)?;
+        crate::intmap::map::same_len(ids.len(), n)?;
+        if self.slots + n as u64 > u64::from(u32::MAX) {
+            return Err(Error::Invalid(
+                "an index holds at most 4,294,967,295 insertions; merge into a new index or start another".into(),
+            ));
+        }
+        for (step, sig_step) in ids.chunks(STEP).zip(sigs.chunks(STEP * self.cfg.num_perm)) {
+            let hashes = band_hashes(&self.cfg, sig_step);
+            self.insert_hashed(step, sig_step, &hashes)?;
+        }
+        Ok(())
+    }
+
+    fn insert_hashed(&mut self, ids: &[u64], sigs: &[u32], hashes: &[u64]) -> Result<()> {
+        let first = self.slots;
+        let bands = self.cfg.bands;
+        let slots: Vec<u32> = (0..ids.len() as u64).map(|i| (first + i) as u32).collect();
+        self.tables
+            .par_iter_mut()
+            .enumerate()
+            .try_for_each(|(j, t)| {
+                let keys: Vec<u64> = hashes
+                    .iter()
+                    .skip(j)
+                    .step_by(bands)
+                    .map(|&h| unmix(h))
+                    .collect();
+                t.add_many(&keys, &slots).map(|_| ())
+            })?;
+        if self.ids.is_none()
+            && ids
+                .iter()
+                .enumerate()
+                .any(|(i, &id)| id != first + i as u64)
+        {
+            let mut c = Column::new(8);
+            (0..first).for_each(|s| c.push_u64(s));
+            self.ids = Some(c);
+        }
+        if let Some(c) = &mut self.ids {
+            ids.iter().for_each(|&id| c.push_u64(id));
+        }
+        if self.cfg.keep_signatures {
+            self.sigs.push_u32s(sigs);
+        }
+        if let Some(map) = self.by_id.get_mut() {
+            for (&id, &s) in ids.iter().zip(&slots) {
+                add_slot(map, id, s);
+            }
+        }
+        self.slots += ids.len() as u64;
+        self.live += ids.len() as u64;
+        Ok(())
+    }
+
+    fn by_id(&self) -> &HashMap<u64, Slots> {
+        self.by_id.get_or_init(|| {
+            let mut map = HashMap::with_capacity(self.live as usize);
+            for s in 0..self.slots {
+                if !self.is_dead(s) {
+                    add_slot(&mut map, self.id_of(s), s as u32);
+                }
+            }
+            map
+        })
+    }
+
+    /// Whether each id is in the index.
+    pub fn contains_many(&self, ids: &[u64]) -> Vec<bool> {
+        let map = self.by_id();
+        ids.iter().map(|id| map.contains_key(id)).collect()
+    }
+
+    /// Remove documents by id; returns how many insertions were removed.
+    /// Their band entries stay until [`LshIndex::compact`], skipped.
+    pub fn remove_many(&mut self, ids: &[u64]) -> u64 {
+        self.by_id();
+        let Some(map) = self.by_id.get_mut() else {
+            return 0;
+        };
+        let mut gone = Vec::new();
+        for id in ids {
+            match map.remove(id) {
+                Some(Slots::One(s)) => gone.push(s),
+                Some(Slots::Many(v)) => gone.extend(v),
+                None => {}
+            }
+        }
+        let words = (self.slots as usize).div_ceil(64);
+        self.dead.resize(words.max(self.dead.len()), 0);
+        for &s in &gone {
+            self.dead[s as usize / 64] |= 1 << (s % 64);
+        }
+        self.live -= gone.len() as u64;
+        gone.len() as u64
+    }
+
+    /// Candidates of each row of `sigs` in CSR form: `(offsets, ids)`.
+    pub fn query_many(&self, sigs: &[u32], verify: Verify) -> Result<(Vec<u64>, Vec<u64>)> {
+        self.rows_of(sigs)?;
+        self.check_verify(verify)?;
+        let mut offsets = vec![0u64];
+        let mut ids = Vec::new();
+        for step in sigs.chunks(STEP * self.cfg.num_perm) {
+            let hashes = band_hashes(&self.cfg, step);
+            let cands = self.candidates(&hashes)?;
+            self.finish(step, cands, verify, &mut offsets, &mut ids);
+        }
+        Ok((offsets, ids))
+    }
+
+    fn check_verify(&self, verify: Verify) -> Result<()> {
+        if let Verify::Estimate(_) = verify {
+            if !self.cfg.keep_signatures {
+                return Err(Error::Invalid(
+                    "this index keeps no signatures, so it cannot verify candidates; query with verify=False, or build it with keep_signatures=True".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Per row, the live slots sharing a band with it (sorted, distinct).
+    fn candidates(&self, hashes: &[u64]) -> Result<Vec<Vec<u32>>> {
+        let bands = self.cfg.bands;
+        let n = hashes.len() / bands;
+        let per_band: Vec<(Vec<u64>, Vec<u32>)> = self
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(j, t)| {
+                let keys: Vec<u64> = hashes
+                    .iter()
+                    .skip(j)
+                    .step_by(bands)
+                    .map(|&h| unmix(h))
+                    .collect();
+                t.get_many(&keys)
+            })
+            .collect::<Result<_>>()?;
+        Ok((0..n)
+            .into_par_iter()
+            .map(|i| {
+                let mut c: Vec<u32> = Vec::new();
+                for (off, vals) in &per_band {
+                    c.extend_from_slice(&vals[off[i] as usize..off[i + 1] as usize]);
+                }
+                c.sort_unstable();
+                c.dedup();
+                c.retain(|&s| !self.is_dead(u64::from(s)));
+                c
+            })
+            .collect())
+    }
+
+    /// Verify each row's candidate slots and append their ids as CSR.
+    fn finish(
+        &self,
+        sigs: &[u32],
+        cands: Vec<Vec<u32>>,
+        verify: Verify,
+        offsets: &mut Vec<u64>,
+        ids: &mut Vec<u64>,
+    ) {
+        let np = self.cfg.num_perm;
+        let need = match verify {
+            Verify::Raw => 0,
+            Verify::Estimate(t) => (t * np as f64 - 1e-9).ceil().max(0.0) as usize,
+        };
+        let rows: Vec<Vec<u64>> = cands
+            .into_par_iter()
+            .zip(sigs.par_chunks(np))
+            .map_init(Vec::new, |buf, (c, sig)| {
+                buf.clear();
+                buf.extend(sig.iter().flat_map(|v| v.to_le_bytes()));
+                c.into_iter()
+                    .filter(|&s| {
+                        verify == Verify::Raw || agreement(buf, self.sigs.row(u64::from(s))) >= need
+                    })
+                    .map(|s| self.id_of(u64::from(s)))
+                    .collect()
+            })
+            .collect();
+        for r in rows {
+            ids.extend_from_slice(&r);
+            offsets.push(ids.len() as u64);
+        }
+    }
+
+    /// For each row, the documents it matches among everything inserted
+    /// before it (earlier rows of this batch included); then insert the
+    /// rows. The streaming form of near-duplicate detection.
+    pub fn insert_and_query_many(
+        &mut self,
+        ids: &[u64],
+        sigs: &[u32],
+        verify: Verify,
+    ) -> Result<(Vec<u64>, Vec<u64>)> {
+        let n = self.rows_of(sigs)?;
+        crate::intmap::map::same_len(ids.len(), n)?;
+        self.check_verify(verify)?;
+        let mut offsets = vec![0u64];
+        let mut out = Vec::new();
+        let np = self.cfg.num_perm;
+        for (id_step, sig_step) in ids.chunks(STEP).zip(sigs.chunks(STEP * np)) {
+            let hashes = band_hashes(&self.cfg, sig_step);
+            let mut cands = self.candidates(&hashes)?;
+            let first = self.slots as u32;
+            for (later, earlier) in self.batch_pairs(&hashes) {
+                cands[later as usize].push(first + earlier);
+            }
+            // Inserted first, so rows of this batch verify against each
+            // other's stored signatures.
+            self.insert_hashed(id_step, sig_step, &hashes)?;
+            for c in &mut cands {
+                c.sort_unstable();
+                c.dedup();
+            }
+            self.finish(sig_step, cands, verify, &mut offsets, &mut out);
+        }
+        Ok((offsets, out))
+    }
+
+    /// Pairs (later row, earlier row) of a batch that share a band, as the
+    /// tables would match them (on the kept bits of the band hash).
+    fn batch_pairs(&self, hashes: &[u64]) -> Vec<(u32, u32)> {
+        let bands = self.cfg.bands;
+        let n = hashes.len() / bands;
+        let drop = 64 - self.cfg.band_bits;
+        let mut pairs: Vec<(u32, u32)> = (0..bands)
+            .into_par_iter()
+            .flat_map_iter(|j| {
+                let mut order: Vec<(u64, u32)> = (0..n)
+                    .map(|i| {
+                        (
+                            hashes[i * bands + j].checked_shr(drop).unwrap_or(0),
+                            i as u32,
+                        )
+                    })
+                    .collect();
+                order.sort_unstable();
+                let mut found = Vec::new();
+                let mut start = 0;
+                for k in 1..=order.len() {
+                    if k == order.len() || order[k].0 != order[start].0 {
+                        for a in start..k {
+                            for b in start..a {
+                                found.push((order[a].1, order[b].1));
+                            }
+                        }
+                        start = k;
+                    }
+                }
+                found
+            })
+            .collect();
+        pairs.par_sort_unstable();
+        pairs.dedup();
+        pairs
+    }
+
+    /// Drop removed documents' band entries.
+    pub fn compact(&mut self) -> Result<()> {
+        let drop = 64 - self.cfg.band_bits;
+        let dead = &self.dead;
+        let is_dead = |s: u32| {
+            dead.get(s as usize / 64)
+                .is_some_and(|w| w >> (s % 64) & 1 == 1)
+        };
+        for t in &mut self.tables {
+            if !dead.is_empty() {
+                let (keys, offs, vals) = t.export()?;
+                let mut fresh = IntMultiMap::truncated(false, drop);
+                let mut ks = Vec::with_capacity(vals.len());
+                let mut vs = Vec::with_capacity(vals.len());
+                for (i, &k) in keys.iter().enumerate() {
+                    for &v in &vals[offs[i] as usize..offs[i + 1] as usize] {
+                        if !is_dead(v) {
+                            ks.push(k);
+                            vs.push(v);
+                        }
+                    }
+                }
+                fresh.add_many(&ks, &vs)?;
+                *t = fresh;
+            }
+            t.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Add every document of `other` (same parameters) to this index.
+    pub fn merge(&mut self, other: &LshIndex) -> Result<()> {
+        let (a, b) = (&self.cfg, &other.cfg);
+        if (a.num_perm, a.bands, a.rows, a.band_bits, a.keep_signatures)
+            != (b.num_perm, b.bands, b.rows, b.band_bits, b.keep_signatures)
+        {
+            return Err(Error::Invalid(
+                "indexes merge only with the same num_perm, bands, rows, band_bits and keep_signatures".into(),
+            ));
+        }
+        let base = self.slots;
+        if base + other.slots > u64::from(u32::MAX) {
+            return Err(Error::Invalid(
+                "the merged index would pass 4,294,967,295 insertions".into(),
+            ));
+        }
+        for (t, o) in self.tables.iter_mut().zip(&other.tables) {
+            let (keys, offs, vals) = o.export()?;
+            let mut ks = Vec::with_capacity(vals.len());
+            for (i, &k) in keys.iter().enumerate() {
+                ks.extend(std::iter::repeat_n(k, (offs[i + 1] - offs[i]) as usize));
+            }
+            let vs: Vec<u32> = vals.iter().map(|&v| v + base as u32).collect();
+            t.add_many(&ks, &vs)?;
+        }
+        let other_ids: Vec<u64> = (0..other.slots).map(|s| other.id_of(s)).collect();
+        if self.ids.is_none()
+            && other_ids
+                .iter()
+                .enumerate()
+                .any(|(i, &id)| id != base + i as u64)
+        {
+            let mut c = Column::new(8);
+            (0..base).for_each(|s| c.push_u64(s));
+            self.ids = Some(c);
+        }
+        if let Some(c) = &mut self.ids {
+            other_ids.iter().for_each(|&id| c.push_u64(id));
+        }
+        self.sigs.extend_from(&other.sigs);
+        let words = ((base + other.slots) as usize).div_ceil(64);
+        self.dead.resize(words, 0);
+        for s in 0..other.slots {
+            if other.is_dead(s) {
+                let t = base + s;
+                self.dead[(t / 64) as usize] |= 1 << (t % 64);
+            }
+        }
+        self.slots += other.slots;
+        self.live += other.live;
+        self.by_id = OnceLock::new();
+        Ok(())
+    }
+
+    /// Bytes of memory held: band tables, ids, signatures (mapped file
+    /// pages not counted) and the id lookup if built.
+    pub fn resident_bytes(&self) -> usize {
+        self.table_bytes()
+            + self.ids.as_ref().map_or(0, Column::heap_bytes)
+            + self.sigs.heap_bytes()
+            + self.dead.capacity() * 8
+            + self.by_id.get().map_or(0, |m| m.capacity() * 24)
+    }
+
+    /// Bytes of memory the band tables hold.
+    pub fn table_bytes(&self) -> usize {
+        self.tables.iter().map(|t| t.resident_bytes()).sum()
+    }
+
+    /// Bytes of signatures (in memory or mapped).
+    pub fn signature_bytes(&self) -> usize {
+        self.sigs.heap_bytes() + self.sigs.mapped_bytes()
+    }
+}
+
+fn add_slot(map: &mut HashMap<u64, Slots>, id: u64, s: u32) {
+    map.entry(id)
+        .and_modify(|e| match e {
+            Slots::One(a) => *e = Slots::Many(vec![*a, s]),
+            Slots::Many(v) => v.push(s),
+        })
+        .or_insert(Slots::One(s));
+}
