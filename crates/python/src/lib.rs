@@ -8,6 +8,7 @@ mod codec;
 mod errors;
 mod frozen;
 mod intmap;
+mod lsh;
 mod multimap;
 mod pipeline;
 mod store;
@@ -31,6 +32,11 @@ fn _vastdict(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<multimap::MultiMapI64>()?;
     m.add_class::<multimap::MultiMapF64>()?;
     m.add_function(wrap_pyfunction!(multimap::multimap_file_info, m)?)?;
+    m.add_class::<lsh::NativeMinHasher>()?;
+    m.add_class::<lsh::NativeExactChecker>()?;
+    m.add_class::<lsh::NativeLshIndex>()?;
+    m.add_function(wrap_pyfunction!(lsh::lsh_clusters, m)?)?;
+    m.add_function(wrap_pyfunction!(lsh::lsh_optimal_params, m)?)?;
     m.add_function(wrap_pyfunction!(store::_after_fork_in_child, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -2,11 +2,13 @@
 //! detection; band tables are truncated [`crate::multimap`]s.
 
 mod column;
+mod dedup;
 mod file;
 mod index;
 mod minhash;
 mod params;
 
+pub use dedup::{clusters, ExactChecker};
 pub use index::{LshConfig, LshIndex, Verify};
 pub use minhash::{estimate_jaccard, MinHasher, Scratch, Unit};
 pub use params::optimal_params;
