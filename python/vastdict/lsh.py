@@ -18,7 +18,7 @@ directory that ``LSHIndex.open`` maps, so processes share one copy.
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np

@@ -158,7 +158,11 @@ impl LshIndex {
             .into_par_iter()
             .map(|j| {
                 let p = name(dir, g, &format!("band{j}.vdmm"));
-                let t = IntMultiMap::<u32>::open(&p)?;
+                // The manifest names this file, so any mismatch is damage.
+                let t = IntMultiMap::<u32>::open(&p).map_err(|e| match e {
+                    Error::Format { path, reason } => Error::corrupt(&path, 0, reason),
+                    e => e,
+                })?;
                 if t.dropped_bits() != 64 - cfg.band_bits || t.unique() {
                     return Err(Error::corrupt(&p, 0, "band table does not match the index"));
                 }
