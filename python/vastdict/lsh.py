@@ -226,7 +226,15 @@ class LSHIndex:
 
     def query(self, signature: Any, verify: bool | float | str = True) -> np.ndarray:
         """Ids of the indexed documents similar to one signature."""
-        return self.query_many(self._sigs(signature), verify)[1]
+        if not (
+            isinstance(signature, np.ndarray)
+            and signature.dtype == np.uint32
+            and signature.shape == (self.num_perm,)
+            and signature.flags.c_contiguous
+        ):
+            signature = self._sigs(signature)[0]
+        v = _verify_arg(verify, self.threshold, self.keep_signatures)
+        return np.frombuffer(self._x.query(signature, v), dtype=np.uint64)
 
     def query_many(
         self, signatures: Any, verify: bool | float | str = True

@@ -380,6 +380,22 @@ impl NativeLshIndex {
         })
     }
 
+    /// One signature's candidates, on this thread (no pool hand-off).
+    #[pyo3(signature = (sig, verify))]
+    fn query<'py>(
+        &self,
+        py: Python<'py>,
+        sig: &Bound<'_, PyAny>,
+        verify: Option<f64>,
+    ) -> PyResult<Bound<'py, PyByteArray>> {
+        let sb = buffer::<u32>(sig, "signature", "uint32")?;
+        let s = slice(&sb, "signature")?;
+        let ids = self.with(py, |x| {
+            py.detach(|| x.query(s, verify_of(verify))).py_err(py)
+        })?;
+        le_bytes(py, &ids)
+    }
+
     #[pyo3(signature = (sigs, verify))]
     fn query_many<'py>(
         &self,

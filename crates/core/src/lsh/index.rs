@@ -105,12 +105,10 @@ fn band_hashes(cfg: &LshConfig, sigs: &[u32]) -> Vec<u64> {
     out.par_chunks_mut(cfg.bands)
         .zip(sigs.par_chunks(cfg.num_perm))
         .for_each_init(Vec::new, |buf, (o, sig)| {
+            le_row(sig, buf);
+            let r = 4 * cfg.rows;
             for (j, h) in o.iter_mut().enumerate() {
-                buf.clear();
-                for v in &sig[j * cfg.rows..(j + 1) * cfg.rows] {
-                    buf.extend_from_slice(&v.to_le_bytes());
-                }
-                *h = xxh3_64_with_seed(buf, j as u64);
+                *h = xxh3_64_with_seed(&buf[j * r..(j + 1) * r], j as u64);
             }
         });
     out
@@ -118,10 +116,20 @@ fn band_hashes(cfg: &LshConfig, sigs: &[u32]) -> Vec<u64> {
 
 /// Positions where two little-endian signature rows agree.
 fn agreement(a: &[u8], b: &[u8]) -> usize {
+    let word = |c: &[u8]| u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
     a.chunks_exact(4)
         .zip(b.chunks_exact(4))
-        .filter(|(x, y)| x == y)
-        .count()
+        .map(|(x, y)| usize::from(word(x) == word(y)))
+        .sum()
+}
+
+/// A signature as the little-endian bytes rows are stored in.
+fn le_row(sig: &[u32], out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(4 * sig.len());
+    for v in sig {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
 }
 
 impl LshIndex {
@@ -327,6 +335,56 @@ impl LshIndex {
         Ok((offsets, ids))
     }
 
+    /// The candidates of one signature, on the calling thread: a single
+    /// query is a few microseconds of work, less than handing it to a
+    /// thread pool would cost.
+    pub fn query(&self, sig: &[u32], verify: Verify) -> Result<Vec<u64>> {
+        if sig.len() != self.cfg.num_perm {
+            return Err(Error::Invalid(format!(
+                "a signature has {} values, not {}",
+                self.cfg.num_perm,
+                sig.len()
+            )));
+        }
+        self.check_verify(verify)?;
+        let mut bytes = Vec::new();
+        le_row(sig, &mut bytes);
+        let r = 4 * self.cfg.rows;
+        let keys: Vec<u64> = (0..self.cfg.bands)
+            .map(|j| unmix(xxh3_64_with_seed(&bytes[j * r..(j + 1) * r], j as u64)))
+            .collect();
+        // The bands' lookups are independent: issue their memory reads
+        // together, so their cache misses overlap instead of adding up.
+        for (t, &k) in self.tables.iter().zip(&keys) {
+            t.prefetch_dir(k);
+        }
+        for (t, &k) in self.tables.iter().zip(&keys) {
+            t.prefetch_bucket(k);
+        }
+        let mut c: Vec<u32> = Vec::new();
+        for (t, &k) in self.tables.iter().zip(&keys) {
+            t.get_into(k, &mut c)?;
+        }
+        c.sort_unstable();
+        c.dedup();
+        let need = self.needed(verify);
+        Ok(c.into_iter()
+            .filter(|&s| !self.is_dead(u64::from(s)))
+            .filter(|&s| {
+                verify == Verify::Raw || agreement(&bytes, self.sigs.row(u64::from(s))) >= need
+            })
+            .map(|s| self.id_of(u64::from(s)))
+            .collect())
+    }
+
+    /// Positions that must agree for `verify` to accept.
+    fn needed(&self, verify: Verify) -> usize {
+        match verify {
+            Verify::Raw => 0,
+            Verify::Estimate(t) => (t * self.cfg.num_perm as f64 - 1e-9).ceil().max(0.0) as usize,
+        }
+    }
+
     fn check_verify(&self, verify: Verify) -> Result<()> {
         if let Verify::Estimate(_) = verify {
             if !self.cfg.keep_signatures {
@@ -381,16 +439,12 @@ impl LshIndex {
         ids: &mut Vec<u64>,
     ) {
         let np = self.cfg.num_perm;
-        let need = match verify {
-            Verify::Raw => 0,
-            Verify::Estimate(t) => (t * np as f64 - 1e-9).ceil().max(0.0) as usize,
-        };
+        let need = self.needed(verify);
         let rows: Vec<Vec<u64>> = cands
             .into_par_iter()
             .zip(sigs.par_chunks(np))
             .map_init(Vec::new, |buf, (c, sig)| {
-                buf.clear();
-                buf.extend(sig.iter().flat_map(|v| v.to_le_bytes()));
+                le_row(sig, buf);
                 c.into_iter()
                     .filter(|&s| {
                         verify == Verify::Raw || agreement(buf, self.sigs.row(u64::from(s))) >= need

@@ -215,10 +215,29 @@ impl<V: Value> IntMultiMap<V> {
 
     /// The values of one key, in insertion order (empty if missing).
     pub fn get(&self, key: u64) -> Result<Vec<V>> {
-        let m = self.mixed(key);
         let mut out = Vec::new();
-        self.parts[part_of(m)].get_into(m, &mut out)?;
+        self.get_into(key, &mut out)?;
         Ok(out)
+    }
+
+    /// Hint the memory a lookup of `key` reads first (its bucket's
+    /// directory entry), so lookups of several keys overlap their misses.
+    pub fn prefetch_dir(&self, key: u64) {
+        let m = self.mixed(key);
+        self.parts[part_of(m)].prefetch_dir(m);
+    }
+
+    /// Hint the rest of what a lookup of `key` reads; best issued once the
+    /// directory entry has had time to arrive.
+    pub fn prefetch_bucket(&self, key: u64) {
+        let m = self.mixed(key);
+        self.parts[part_of(m)].prefetch_bucket(m);
+    }
+
+    /// Append the values of one key to `out`; returns whether it exists.
+    pub fn get_into(&self, key: u64, out: &mut Vec<V>) -> Result<bool> {
+        let m = self.mixed(key);
+        self.parts[part_of(m)].get_into(m, out)
     }
 
     /// The groups of `keys` in CSR form: key `i`'s values are
