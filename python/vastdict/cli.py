@@ -152,6 +152,32 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dedup(args: argparse.Namespace) -> int:
+    from ._dedup_file import dedup_file
+
+    s = dedup_file(
+        args.input,
+        args.output,
+        text_field=args.text_field,
+        id_field=args.id_field or None,
+        threshold=args.threshold,
+        num_perm=args.num_perm,
+        ngram=args.ngram,
+        unit=args.unit,
+        verify=args.verify,
+        batch_size=args.batch_size,
+        input_format=args.format,
+        progress=not args.quiet,
+    )
+    if not args.quiet:
+        print(
+            f"{s['documents']:,} documents, {s['clusters']:,} clusters, "
+            f"{s['duplicates']:,} duplicates removed ({s['matched_pairs']:,} of "
+            f"{s['candidate_pairs']:,} candidate pairs matched), {s['seconds']:.1f} s -> {args.output}"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="vastdict", description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -186,6 +212,27 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--errors", default="raise", choices=["raise", "skip"])
     build.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     build.set_defaults(func=cmd_build)
+    dd = sub.add_parser(
+        "dedup",
+        help="find near-duplicate documents in a JSONL or Parquet file",
+        description="Write each document's id, cluster (the id of its cluster's first "
+        "document) and whether to keep it, as JSONL (or Parquet for a .parquet OUT).",
+    )
+    dd.add_argument("input", help="JSONL or Parquet file of documents")
+    dd.add_argument("--output", "-o", required=True, help="file to write (JSONL or .parquet)")
+    dd.add_argument("--text-field", default="text", help="field holding the text (default text)")
+    dd.add_argument("--id-field", default="id", help="field holding the id ('' for line numbers)")
+    dd.add_argument("--threshold", type=float, default=0.8, help="Jaccard similarity (default 0.8)")
+    dd.add_argument("--num-perm", type=int, default=128)
+    dd.add_argument("--ngram", type=int, default=5, help="words (or characters) per shingle")
+    dd.add_argument("--unit", choices=["word", "char"], default="word")
+    dd.add_argument("--verify", choices=["exact", "estimate"], default="exact")
+    dd.add_argument(
+        "--format", choices=["jsonl", "parquet"], help="input format (default: by name)"
+    )
+    dd.add_argument("--batch-size", type=int, default=65536)
+    dd.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    dd.set_defaults(func=cmd_dedup)
     args = p.parse_args(argv)
     try:
         return args.func(args)

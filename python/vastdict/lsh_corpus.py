@@ -110,3 +110,27 @@ def quality(predicted: set[tuple[int, int]], positives: set[tuple[int, int]]) ->
         "predicted": len(predicted),
         "positives": len(positives),
     }
+
+
+def write_jsonl(corpus: Corpus, path: str) -> None:
+    """One ``{"id": "doc-<n>", "text": ...}`` line per document."""
+    import json
+
+    with open(path, "w", encoding="utf-8") as f:
+        for i, t in enumerate(corpus.texts):
+            f.write(json.dumps({"id": f"doc-{i}", "text": t}) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="write a generated near-duplicate corpus as JSONL")
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("out")
+    args = ap.parse_args(argv)
+    write_jsonl(generate(args.n, args.seed), args.out)
+
+
+if __name__ == "__main__":
+    main()

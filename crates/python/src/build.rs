@@ -61,7 +61,7 @@ fn pool(threads: Option<usize>) -> PyResult<rayon::ThreadPool> {
 }
 
 /// A bar on stderr when it is a terminal and `show` is set; hidden otherwise.
-fn bar(show: bool, total: Option<u64>, unit: &str) -> ProgressBar {
+pub(crate) fn bar(show: bool, total: Option<u64>, unit: &str) -> ProgressBar {
     let target = if show {
         ProgressDrawTarget::stderr_with_hz(4)
     } else {
@@ -316,4 +316,34 @@ pub fn freeze_store<'py>(
     };
     pb.finish_and_clear();
     summary(py, &header, header.len, 0, start.elapsed().as_secs_f64())
+}
+
+/// A progress bar (rate and ETA) for long work driven from Python; drawn
+/// on stderr only when it is a terminal and `show` is set.
+#[pyclass(frozen, module = "vastdict._vastdict")]
+pub struct NativeProgress {
+    pb: ProgressBar,
+}
+
+#[pymethods]
+impl NativeProgress {
+    #[new]
+    #[pyo3(signature = (total, unit, show))]
+    fn new(total: Option<u64>, unit: &str, show: bool) -> Self {
+        NativeProgress {
+            pb: bar(show, total, unit),
+        }
+    }
+
+    fn inc(&self, n: u64) {
+        self.pb.inc(n);
+    }
+
+    fn set_message(&self, msg: String) {
+        self.pb.set_message(msg);
+    }
+
+    fn finish(&self) {
+        self.pb.finish_and_clear();
+    }
 }

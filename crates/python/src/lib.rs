@@ -22,6 +22,7 @@ fn _vastdict(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<frozen::NativeFrozen>()?;
     m.add_function(wrap_pyfunction!(build::build_pairs, m)?)?;
     m.add_function(wrap_pyfunction!(build::build_file, m)?)?;
+    m.add_class::<build::NativeProgress>()?;
     m.add_class::<intmap::IntMapU32>()?;
     m.add_class::<intmap::IntMapU64>()?;
     m.add_class::<intmap::IntMapI64>()?;

@@ -45,9 +45,9 @@ impl Seg {
     pub fn view(&self) -> SegView<'_> {
         let n = self.lay.len() as usize;
         match &self.bytes {
-            Bytes::Owned(b) => SegView::new(b, self.lay, Path::new("(in memory)"), 0),
+            Bytes::Owned(b) => SegView::new(b, self.lay, Path::new("(in memory)"), 0, false),
             Bytes::Mapped(f, off) => {
-                SegView::new(&f.map[*off..*off + n], self.lay, &f.path, *off as u64)
+                SegView::new(&f.map[*off..*off + n], self.lay, &f.path, *off as u64, true)
             }
         }
     }
