@@ -16,6 +16,7 @@ its exact check and `vastdict dedup` on the JSONL file end to end. Writes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -228,10 +229,8 @@ def versions() -> dict:
 
     out = {}
     for m in ("vastdict", "datasketch", "rensa", "numpy"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[m] = version(m)
-        except PackageNotFoundError:
-            pass
     return out
 
 

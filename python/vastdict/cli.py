@@ -173,7 +173,8 @@ def cmd_dedup(args: argparse.Namespace) -> int:
         print(
             f"{s['documents']:,} documents, {s['clusters']:,} clusters, "
             f"{s['duplicates']:,} duplicates removed ({s['matched_pairs']:,} of "
-            f"{s['candidate_pairs']:,} candidate pairs matched), {s['seconds']:.1f} s -> {args.output}"
+            f"{s['candidate_pairs']:,} candidate pairs matched), {s['seconds']:.1f} s"
+            f" -> {args.output}"
         )
     return 0
 
