@@ -6,15 +6,30 @@ pub trait Value: Copy + Default + PartialEq + Send + Sync + std::fmt::Debug + 's
     const WIDTH: usize;
     /// Name of the NumPy dtype (also stored in frozen files).
     const DTYPE: &'static str;
+    /// Whether values may be stored bit-packed at the width of the
+    /// largest (integers; not floats, whose bit patterns are all wide).
+    const PACKABLE: bool;
     fn write_le(self, out: &mut [u8]);
     fn read_le(b: &[u8]) -> Self;
+    /// The value's bits as a u64 (two's complement for signed values).
+    fn to_bits(self) -> u64;
+    fn from_bits(b: u64) -> Self;
 }
 
 macro_rules! value {
-    ($t:ty, $name:literal) => {
+    ($t:ty, $name:literal, $packable:literal, $to:expr, $from:expr) => {
         impl Value for $t {
             const WIDTH: usize = std::mem::size_of::<$t>();
             const DTYPE: &'static str = $name;
+            const PACKABLE: bool = $packable;
+            #[inline]
+            fn to_bits(self) -> u64 {
+                $to(self)
+            }
+            #[inline]
+            fn from_bits(b: u64) -> Self {
+                $from(b)
+            }
             #[inline]
             fn write_le(self, out: &mut [u8]) {
                 out[..Self::WIDTH].copy_from_slice(&self.to_le_bytes());
@@ -29,10 +44,10 @@ macro_rules! value {
     };
 }
 
-value!(u32, "uint32");
-value!(u64, "uint64");
-value!(i64, "int64");
-value!(f64, "float64");
+value!(u32, "uint32", true, u64::from, |b| b as u32);
+value!(u64, "uint64", true, |v| v, |b| b);
+value!(i64, "int64", true, |v: i64| v as u64, |b| b as i64);
+value!(f64, "float64", false, f64::to_bits, f64::from_bits);
 
 /// A bijective mix of a key (murmur3's finalizer): spreads any key set,
 /// sequential ids included, evenly over partitions and buckets, and can be

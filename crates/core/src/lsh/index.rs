@@ -4,6 +4,7 @@
 //! the stored signatures that verify candidates.
 
 use super::column::Column;
+use super::search::Batch;
 use crate::error::{Error, Result};
 use crate::intmap::unmix;
 use crate::multimap::IntMultiMap;
@@ -87,7 +88,7 @@ enum Slots {
 /// assert_eq!(ids, [10]);
 /// ```
 pub struct LshIndex {
-    cfg: LshConfig,
+    pub(crate) cfg: LshConfig,
     pub(crate) tables: Vec<IntMultiMap<u32>>,
     /// Slot -> id; `None` while every id has equalled its slot.
     pub(crate) ids: Option<Column>,
@@ -100,7 +101,7 @@ pub struct LshIndex {
 }
 
 /// The signature's bands hashed: `n * bands` hashes, row-major.
-fn band_hashes(cfg: &LshConfig, sigs: &[u32]) -> Vec<u64> {
+pub(crate) fn band_hashes(cfg: &LshConfig, sigs: &[u32]) -> Vec<u64> {
     let mut out = vec![0u64; sigs.len() / cfg.num_perm * cfg.bands];
     out.par_chunks_mut(cfg.bands)
         .zip(sigs.par_chunks(cfg.num_perm))
@@ -115,7 +116,7 @@ fn band_hashes(cfg: &LshConfig, sigs: &[u32]) -> Vec<u64> {
 }
 
 /// Positions where two little-endian signature rows agree.
-fn agreement(a: &[u8], b: &[u8]) -> usize {
+pub(crate) fn agreement(a: &[u8], b: &[u8]) -> usize {
     let word = |c: &[u8]| u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
     a.chunks_exact(4)
         .zip(b.chunks_exact(4))
@@ -124,7 +125,7 @@ fn agreement(a: &[u8], b: &[u8]) -> usize {
 }
 
 /// A signature as the little-endian bytes rows are stored in.
-fn le_row(sig: &[u32], out: &mut Vec<u8>) {
+pub(crate) fn le_row(sig: &[u32], out: &mut Vec<u8>) {
     out.clear();
     out.reserve(4 * sig.len());
     for v in sig {
@@ -193,7 +194,7 @@ impl LshIndex {
         self.slots
     }
 
-    fn is_dead(&self, slot: u64) -> bool {
+    pub(crate) fn is_dead(&self, slot: u64) -> bool {
         self.dead
             .get((slot / 64) as usize)
             .is_some_and(|w| w >> (slot % 64) & 1 == 1)
@@ -210,7 +211,7 @@ impl LshIndex {
         }
     }
 
-    fn rows_of(&self, sigs: &[u32]) -> Result<usize> {
+    pub(crate) fn rows_of(&self, sigs: &[u32]) -> Result<usize> {
         if !sigs.len().is_multiple_of(self.cfg.num_perm) {
             return Err(Error::Invalid(format!(
                 "signatures must have {} values per row; got {} values",
@@ -321,71 +322,15 @@ impl LshIndex {
         gone.len() as u64
     }
 
-    /// Candidates of each row of `sigs` in CSR form: `(offsets, ids)`.
-    pub fn query_many(&self, sigs: &[u32], verify: Verify) -> Result<(Vec<u64>, Vec<u64>)> {
-        self.rows_of(sigs)?;
-        self.check_verify(verify)?;
-        let mut offsets = vec![0u64];
-        let mut ids = Vec::new();
-        for step in sigs.chunks(STEP * self.cfg.num_perm) {
-            let hashes = band_hashes(&self.cfg, step);
-            let cands = self.candidates(&hashes)?;
-            self.finish(step, cands, verify, &mut offsets, &mut ids);
-        }
-        Ok((offsets, ids))
-    }
-
-    /// The candidates of one signature, on the calling thread: a single
-    /// query is a few microseconds of work, less than handing it to a
-    /// thread pool would cost.
-    pub fn query(&self, sig: &[u32], verify: Verify) -> Result<Vec<u64>> {
-        if sig.len() != self.cfg.num_perm {
-            return Err(Error::Invalid(format!(
-                "a signature has {} values, not {}",
-                self.cfg.num_perm,
-                sig.len()
-            )));
-        }
-        self.check_verify(verify)?;
-        let mut bytes = Vec::new();
-        le_row(sig, &mut bytes);
-        let r = 4 * self.cfg.rows;
-        let keys: Vec<u64> = (0..self.cfg.bands)
-            .map(|j| unmix(xxh3_64_with_seed(&bytes[j * r..(j + 1) * r], j as u64)))
-            .collect();
-        // The bands' lookups are independent: issue their memory reads
-        // together, so their cache misses overlap instead of adding up.
-        for (t, &k) in self.tables.iter().zip(&keys) {
-            t.prefetch_dir(k);
-        }
-        for (t, &k) in self.tables.iter().zip(&keys) {
-            t.prefetch_bucket(k);
-        }
-        let mut c: Vec<u32> = Vec::new();
-        for (t, &k) in self.tables.iter().zip(&keys) {
-            t.get_into(k, &mut c)?;
-        }
-        c.sort_unstable();
-        c.dedup();
-        let need = self.needed(verify);
-        Ok(c.into_iter()
-            .filter(|&s| !self.is_dead(u64::from(s)))
-            .filter(|&s| {
-                verify == Verify::Raw || agreement(&bytes, self.sigs.row(u64::from(s))) >= need
-            })
-            .map(|s| self.id_of(u64::from(s)))
-            .collect())
-    }
-
     /// Positions that must agree for `verify` to accept.
-    fn needed(&self, verify: Verify) -> usize {
+    pub(crate) fn needed(&self, verify: Verify) -> usize {
         match verify {
             Verify::Raw => 0,
             Verify::Estimate(t) => (t * self.cfg.num_perm as f64 - 1e-9).ceil().max(0.0) as usize,
         }
     }
 
-    fn check_verify(&self, verify: Verify) -> Result<()> {
+    pub(crate) fn check_verify(&self, verify: Verify) -> Result<()> {
         if let Verify::Estimate(_) = verify {
             if !self.cfg.keep_signatures {
                 return Err(Error::Invalid(
@@ -394,69 +339,6 @@ impl LshIndex {
             }
         }
         Ok(())
-    }
-
-    /// Per row, the live slots sharing a band with it (sorted, distinct).
-    fn candidates(&self, hashes: &[u64]) -> Result<Vec<Vec<u32>>> {
-        let bands = self.cfg.bands;
-        let n = hashes.len() / bands;
-        let per_band: Vec<(Vec<u64>, Vec<u32>)> = self
-            .tables
-            .iter()
-            .enumerate()
-            .map(|(j, t)| {
-                let keys: Vec<u64> = hashes
-                    .iter()
-                    .skip(j)
-                    .step_by(bands)
-                    .map(|&h| unmix(h))
-                    .collect();
-                t.get_many(&keys)
-            })
-            .collect::<Result<_>>()?;
-        Ok((0..n)
-            .into_par_iter()
-            .map(|i| {
-                let mut c: Vec<u32> = Vec::new();
-                for (off, vals) in &per_band {
-                    c.extend_from_slice(&vals[off[i] as usize..off[i + 1] as usize]);
-                }
-                c.sort_unstable();
-                c.dedup();
-                c.retain(|&s| !self.is_dead(u64::from(s)));
-                c
-            })
-            .collect())
-    }
-
-    /// Verify each row's candidate slots and append their ids as CSR.
-    fn finish(
-        &self,
-        sigs: &[u32],
-        cands: Vec<Vec<u32>>,
-        verify: Verify,
-        offsets: &mut Vec<u64>,
-        ids: &mut Vec<u64>,
-    ) {
-        let np = self.cfg.num_perm;
-        let need = self.needed(verify);
-        let rows: Vec<Vec<u64>> = cands
-            .into_par_iter()
-            .zip(sigs.par_chunks(np))
-            .map_init(Vec::new, |buf, (c, sig)| {
-                le_row(sig, buf);
-                c.into_iter()
-                    .filter(|&s| {
-                        verify == Verify::Raw || agreement(buf, self.sigs.row(u64::from(s))) >= need
-                    })
-                    .map(|s| self.id_of(u64::from(s)))
-                    .collect()
-            })
-            .collect();
-        for r in rows {
-            ids.extend_from_slice(&r);
-            offsets.push(ids.len() as u64);
-        }
     }
 
     /// For each row, the documents it matches among everything inserted
@@ -476,19 +358,31 @@ impl LshIndex {
         let np = self.cfg.num_perm;
         for (id_step, sig_step) in ids.chunks(STEP).zip(sigs.chunks(STEP * np)) {
             let hashes = band_hashes(&self.cfg, sig_step);
-            let mut cands = self.candidates(&hashes)?;
+            // In-batch matches as CSR by the later row; pairs come sorted.
+            let pairs = self.batch_pairs(&hashes);
+            let mut starts = vec![0usize; id_step.len() + 1];
+            for &(later, _) in &pairs {
+                starts[later as usize + 1] += 1;
+            }
+            for i in 0..id_step.len() {
+                starts[i + 1] += starts[i];
+            }
             let first = self.slots as u32;
-            for (later, earlier) in self.batch_pairs(&hashes) {
-                cands[later as usize].push(first + earlier);
-            }
-            // Inserted first, so rows of this batch verify against each
-            // other's stored signatures.
+            let earlier: Vec<u32> = pairs.iter().map(|&(_, e)| first + e).collect();
+            let batch = Batch {
+                starts: &starts,
+                slots: &earlier,
+                first,
+                ids: id_step,
+                sigs: sig_step,
+            };
+            // Searched before inserting, so rows find only earlier rows.
+            let (counts, found) = self.search(sig_step, Some(&hashes), Some(batch), verify)?;
             self.insert_hashed(id_step, sig_step, &hashes)?;
-            for c in &mut cands {
-                c.sort_unstable();
-                c.dedup();
+            for c in counts {
+                offsets.push(offsets.last().copied().unwrap_or(0) + c);
             }
-            self.finish(sig_step, cands, verify, &mut offsets, &mut out);
+            out.extend_from_slice(&found);
         }
         Ok((offsets, out))
     }

@@ -7,6 +7,7 @@ mod file;
 mod index;
 mod minhash;
 mod params;
+mod search;
 
 pub use dedup::{clusters, ExactChecker};
 pub use index::{LshConfig, LshIndex, Verify};

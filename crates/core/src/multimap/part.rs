@@ -23,14 +23,9 @@ pub(crate) struct Seg {
 impl Seg {
     /// `csr` encoded, leaving out each key's low `drop` bits.
     pub fn owned<V: Value>(csr: &Csr<V>, drop: u32) -> Self {
-        let bytes = encode(csr, drop);
+        let (bytes, lay) = encode(csr, drop);
         Seg {
-            lay: Layout::new(
-                csr.keys.len() as u64,
-                csr.values.len() as u64,
-                V::WIDTH,
-                drop,
-            ),
+            lay,
             bytes: Bytes::Owned(bytes),
         }
     }

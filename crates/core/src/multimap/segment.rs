@@ -37,6 +37,8 @@ pub const LOW_MASK: u64 = (1 << KEY_BITS) - 1;
 const HEADER: u64 = 32;
 /// Bytes of values per value check (small enough for XXH3's fast path).
 const BLOCK_BYTES: u64 = 128;
+/// Values per check when bit-packed.
+const PACKED_BLOCK: u64 = 64;
 /// Fewest keys per bucket on average (the most is twice this).
 const PER_BUCKET: u64 = 32;
 /// Limits that keep every offset computation far from overflow.
@@ -55,6 +57,9 @@ pub struct Layout {
     mid: u32,
     /// Low key bits not stored (zero in a truncated map's keys).
     drop: u32,
+    /// Bits per value when values are bit-packed; 0 when they are stored
+    /// as they are (`vw` bytes each).
+    vbits: u32,
     dw: u64,
     vw: u64,
     offs: [u64; 6],
@@ -63,7 +68,7 @@ pub struct Layout {
 impl Layout {
     /// The layout of `keys` keys with `values` values of `vw` bytes whose
     /// low `drop` (at most [`MAX_DROP`]) bits are not stored.
-    pub fn new(keys: u64, values: u64, vw: usize, drop: u32) -> Self {
+    pub fn new(keys: u64, values: u64, vw: usize, drop: u32, vbits: u32) -> Self {
         let per = keys / PER_BUCKET;
         let bits = if per == 0 {
             0
@@ -82,6 +87,7 @@ impl Layout {
             bits,
             mid: mid.min(KEY_BITS - drop - bits),
             drop,
+            vbits,
             dw: if keys.max(values) >= 1 << 32 { 8 } else { 4 },
             vw: vw as u64,
             offs: [0; 6],
@@ -104,7 +110,28 @@ impl Layout {
     }
     /// Values per value check.
     fn block(&self) -> u64 {
-        BLOCK_BYTES / self.vw
+        if self.vbits > 0 {
+            PACKED_BLOCK
+        } else {
+            BLOCK_BYTES / self.vw
+        }
+    }
+    /// Bytes of the values section.
+    fn values_len(&self) -> u64 {
+        if self.vbits > 0 {
+            bits::packed_len(self.values * u64::from(self.vbits))
+        } else {
+            self.values * self.vw
+        }
+    }
+    /// Where value `i` starts, in bytes from the values section (rounded
+    /// down when packed): for prefetching.
+    fn value_byte(&self, i: u64) -> u64 {
+        if self.vbits > 0 {
+            i * u64::from(self.vbits) / 8
+        } else {
+            i * self.vw
+        }
     }
     fn buckets(&self) -> u64 {
         1 << self.bits
@@ -145,7 +172,7 @@ impl Layout {
             counts,
             checks,
             values,
-            values + self.vw * self.values,
+            values + self.values_len(),
         ]
     }
 
@@ -173,6 +200,7 @@ impl Layout {
         h[18] = self.vw as u8;
         h[19] = self.mid as u8;
         h[20] = self.drop as u8;
+        h[21] = self.vbits as u8;
         let crc = crc32c::crc32c(&h[..24]);
         h[24..28].copy_from_slice(&crc.to_le_bytes());
         h
@@ -195,7 +223,11 @@ impl Layout {
         if drop > MAX_DROP {
             return None;
         }
-        let lay = Layout::new(keys, values, vw, drop);
+        let vbits = u32::from(h[21]);
+        if vbits > 56 {
+            return None;
+        }
+        let lay = Layout::new(keys, values, vw, drop, vbits);
         let stated = (
             u32::from(h[16]),
             u64::from(h[17]),
@@ -217,9 +249,9 @@ struct Bucket {
 }
 
 /// Encode sorted keys (their low 56 bits), group ends and values.
-pub fn encode<V: Value>(csr: &Csr<V>, drop: u32) -> Vec<u8> {
+pub fn encode<V: Value>(csr: &Csr<V>, drop: u32) -> (Vec<u8>, Layout) {
     let (n, m) = (csr.keys.len() as u64, csr.values.len() as u64);
-    let lay = Layout::new(n, m, V::WIDTH, drop);
+    let lay = Layout::new(n, m, V::WIDTH, drop, packed_width(&csr.values));
     let mut buf = vec![0u8; lay.len() as usize];
     buf[..HEADER as usize].copy_from_slice(&lay.header());
     let w = lay.width();
@@ -253,15 +285,35 @@ pub fn encode<V: Value>(csr: &Csr<V>, drop: u32) -> Vec<u8> {
         buf[at..at + 2].copy_from_slice(&check.to_le_bytes());
     }
     let vo = lay.values_off() as usize;
-    for (v, out) in csr.values.iter().zip(buf[vo..].chunks_exact_mut(V::WIDTH)) {
-        v.write_le(out);
+    if lay.vbits > 0 {
+        let w = lay.vbits;
+        for (i, v) in csr.values.iter().enumerate() {
+            bits::write(&mut buf[vo..], i as u64 * u64::from(w), w, v.to_bits());
+        }
+    } else {
+        for (v, out) in csr.values.iter().zip(buf[vo..].chunks_exact_mut(V::WIDTH)) {
+            v.write_le(out);
+        }
     }
     for blk in 0..m.div_ceil(lay.block()) {
         let c = lay.block_check(&buf, blk);
         let at = (lay.checks_off() + 2 * blk) as usize;
         buf[at..at + 2].copy_from_slice(&c.to_le_bytes());
     }
-    buf
+    (buf, lay)
+}
+
+/// The packed width for `values`: the bits of the largest, when integers
+/// fit 56 bits; 0 (stored as they are) otherwise.
+fn packed_width<V: Value>(values: &[V]) -> u32 {
+    if !V::PACKABLE {
+        return 0;
+    }
+    let widest = values.iter().fold(0u64, |a, v| a | v.to_bits());
+    match 64 - widest.leading_zeros() {
+        w if w > 56 => 0,
+        w => w.max(1),
+    }
 }
 
 fn low_bits(w: u32) -> u64 {
@@ -309,6 +361,15 @@ impl Layout {
     }
 
     fn block_check(&self, buf: &[u8], blk: u64) -> u16 {
+        if self.vbits > 0 {
+            let w = u64::from(self.vbits);
+            let vals = &buf[self.values_off() as usize..];
+            let (s, e) = (
+                blk * PACKED_BLOCK,
+                ((blk + 1) * PACKED_BLOCK).min(self.values),
+            );
+            return bits::hash_range(blk, vals, s * w, e * w) as u16;
+        }
         let s = self.values_off() + blk * self.block() * self.vw;
         let e = self.values_off() + ((blk + 1) * self.block()).min(self.values) * self.vw;
         xxhash_rust::xxh3::xxh3_64_with_seed(&buf[s as usize..e as usize], blk) as u16
@@ -431,7 +492,7 @@ impl<'a> SegView<'a> {
                 != u16::from_le_bytes([self.buf[at], self.buf[at + 1]])
             {
                 return Err(self.corrupt(
-                    self.lay.values_off() + blk * block * self.lay.vw,
+                    self.lay.values_off() + self.lay.value_byte(blk * block),
                     "value block check mismatch",
                 ));
             }
@@ -439,19 +500,26 @@ impl<'a> SegView<'a> {
         Ok(())
     }
 
-    fn value_bytes(&self, s: u64, e: u64) -> &'a [u8] {
-        let vo = self.lay.values_off();
-        &self.buf[(vo + s * self.lay.vw) as usize..(vo + e * self.lay.vw) as usize]
+    /// Append values `[s, e)` to `out`, unchecked.
+    fn push_values<V: Value>(&self, s: u64, e: u64, out: &mut Vec<V>) {
+        let vals = &self.buf[self.lay.values_off() as usize..];
+        if self.lay.vbits > 0 {
+            let w = self.lay.vbits;
+            out.extend((s..e).map(|i| V::from_bits(bits::read(vals, i * u64::from(w), w))));
+        } else {
+            let vw = self.lay.vw as usize;
+            out.extend(
+                vals[s as usize * vw..e as usize * vw]
+                    .chunks_exact(V::WIDTH)
+                    .map(V::read_le),
+            );
+        }
     }
 
     /// Append values `[s, e)` (a range [`find`](Self::find) gave) to `out`.
     pub fn values_into<V: Value>(&self, s: u64, e: u64, out: &mut Vec<V>) -> Result<()> {
         self.check_blocks(s, e)?;
-        out.extend(
-            self.value_bytes(s, e)
-                .chunks_exact(V::WIDTH)
-                .map(V::read_le),
-        );
+        self.push_values(s, e, out);
         Ok(())
     }
 
@@ -496,7 +564,7 @@ impl<'a> SegView<'a> {
         let guess = vs + ((ve.saturating_sub(vs) * self.lay.mid_of(low)) >> self.lay.mid);
         let at = self.lay.checks_off() + 2 * (guess / self.lay.block());
         fetch(at, at, 1);
-        let at = self.lay.values_off() + guess * self.lay.vw;
+        let at = self.lay.values_off() + self.lay.value_byte(guess);
         fetch(at, at + 64, 2);
     }
 
@@ -555,9 +623,7 @@ impl<'a> SegView<'a> {
                 if hidden.next_if_eq(&&key).is_some() {
                     continue;
                 }
-                let vals = self.value_bytes(s, e);
-                out.values
-                    .extend(vals.chunks_exact(V::WIDTH).map(V::read_le));
+                self.push_values(s, e, &mut out.values);
                 out.keys.push(key);
                 out.ends.push(out.values.len() as u64);
             }

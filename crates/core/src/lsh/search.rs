@@ -1,0 +1,180 @@
+//! Answering queries: each row's band keys looked up in the band tables
+//! with their memory reads issued ahead, the slots found merged, and the
+//! live ones verified and turned into ids.
+
+use super::index::{agreement, band_hashes, le_row, LshIndex, Verify};
+use crate::error::{Error, Result};
+use crate::intmap::unmix;
+use rayon::prelude::*;
+
+/// Rows per parallel task: enough to keep the prefetch pipeline full.
+const ROWS_PER_TASK: usize = 256;
+/// How many lookups ahead the directory and bucket reads are issued.
+const DIR_AHEAD: usize = 48;
+const BUCKET_AHEAD: usize = 16;
+
+/// Rows of a batch being inserted: row `i` also matches
+/// `slots[starts[i]..starts[i + 1]]`: earlier rows of the batch, by the
+/// slots they will get from `first` on; their ids and signatures are
+/// `ids` and `sigs`.
+#[derive(Clone, Copy)]
+pub(crate) struct Batch<'a> {
+    pub starts: &'a [usize],
+    pub slots: &'a [u32],
+    pub first: u32,
+    pub ids: &'a [u64],
+    pub sigs: &'a [u32],
+}
+
+impl LshIndex {
+    /// The candidates of one signature, on the calling thread: a single
+    /// query is a few microseconds of work, less than handing it to a
+    /// thread pool would cost.
+    pub fn query(&self, sig: &[u32], verify: Verify) -> Result<Vec<u64>> {
+        if sig.len() != self.cfg.num_perm {
+            return Err(Error::Invalid(format!(
+                "a signature has {} values, not {}",
+                self.cfg.num_perm,
+                sig.len()
+            )));
+        }
+        self.check_verify(verify)?;
+        let hashes = band_hashes(&self.cfg, sig);
+        let mut ids = Vec::new();
+        self.search_rows(sig, &hashes, 0, None, verify, &mut Vec::new(), &mut ids)?;
+        Ok(ids)
+    }
+
+    /// Candidates of each row of `sigs` in CSR form: `(offsets, ids)`.
+    pub fn query_many(&self, sigs: &[u32], verify: Verify) -> Result<(Vec<u64>, Vec<u64>)> {
+        self.rows_of(sigs)?;
+        self.check_verify(verify)?;
+        let (counts, ids) = self.search(sigs, None, None, verify)?;
+        let mut offsets = Vec::with_capacity(counts.len() + 1);
+        offsets.push(0);
+        let mut at = 0;
+        for c in counts {
+            at += c;
+            offsets.push(at);
+        }
+        Ok((offsets, ids))
+    }
+
+    /// Per row, how many ids it matched, and the ids, on all cores.
+    pub(crate) fn search(
+        &self,
+        sigs: &[u32],
+        hashes: Option<&[u64]>,
+        batch: Option<Batch<'_>>,
+        verify: Verify,
+    ) -> Result<(Vec<u64>, Vec<u64>)> {
+        let (np, bands) = (self.cfg.num_perm, self.cfg.bands);
+        let n = sigs.len() / np;
+        let parts: Vec<(Vec<u64>, Vec<u64>)> = (0..n.div_ceil(ROWS_PER_TASK))
+            .into_par_iter()
+            .map(|t| {
+                let (r0, r1) = (t * ROWS_PER_TASK, ((t + 1) * ROWS_PER_TASK).min(n));
+                let rows = &sigs[r0 * np..r1 * np];
+                let own;
+                let hs = match hashes {
+                    Some(h) => &h[r0 * bands..r1 * bands],
+                    None => {
+                        own = band_hashes(&self.cfg, rows);
+                        &own[..]
+                    }
+                };
+                let (mut counts, mut ids) = (Vec::with_capacity(r1 - r0), Vec::new());
+                self.search_rows(rows, hs, r0, batch, verify, &mut counts, &mut ids)?;
+                Ok((counts, ids))
+            })
+            .collect::<Result<_>>()?;
+        let mut counts = Vec::with_capacity(n);
+        let mut ids = Vec::with_capacity(parts.iter().map(|p| p.1.len()).sum());
+        for (c, i) in parts {
+            counts.extend_from_slice(&c);
+            ids.extend_from_slice(&i);
+        }
+        Ok((counts, ids))
+    }
+
+    /// Look up rows `r0..` (signatures `rows`, band hashes `hashes`) on
+    /// this thread, appending each row's count and ids.
+    #[allow(clippy::too_many_arguments)]
+    fn search_rows(
+        &self,
+        rows: &[u32],
+        hashes: &[u64],
+        r0: usize,
+        batch: Option<Batch<'_>>,
+        verify: Verify,
+        counts: &mut Vec<u64>,
+        ids: &mut Vec<u64>,
+    ) -> Result<()> {
+        let (np, bands) = (self.cfg.num_perm, self.cfg.bands);
+        let keys: Vec<u64> = hashes.iter().map(|&h| unmix(h)).collect();
+        let table = |i: usize| &self.tables[i % bands];
+        for (i, &k) in keys.iter().enumerate().take(DIR_AHEAD) {
+            table(i).prefetch_dir(k);
+        }
+        for (i, &k) in keys.iter().enumerate().take(BUCKET_AHEAD) {
+            table(i).prefetch_bucket(k);
+        }
+        let mut found: Vec<u32> = Vec::new();
+        let mut ends = Vec::with_capacity(keys.len() / bands);
+        for (i, &k) in keys.iter().enumerate() {
+            if let Some(&a) = keys.get(i + DIR_AHEAD) {
+                table(i + DIR_AHEAD).prefetch_dir(a);
+            }
+            if let Some(&a) = keys.get(i + BUCKET_AHEAD) {
+                table(i + BUCKET_AHEAD).prefetch_bucket(a);
+            }
+            table(i).get_into(k, &mut found)?;
+            if (i + 1) % bands == 0 {
+                ends.push(found.len());
+            }
+        }
+        let need = self.needed(verify);
+        let (mut row, mut query) = (Vec::new(), Vec::new());
+        let mut start = 0;
+        for (j, &end) in ends.iter().enumerate() {
+            row.clear();
+            row.extend_from_slice(&found[start..end]);
+            start = end;
+            if let Some(b) = batch {
+                row.extend_from_slice(&b.slots[b.starts[r0 + j]..b.starts[r0 + j + 1]]);
+            }
+            row.sort_unstable();
+            row.dedup();
+            let sig = &rows[j * np..(j + 1) * np];
+            if verify != Verify::Raw {
+                le_row(sig, &mut query);
+            }
+            let before = ids.len();
+            for &s in &row {
+                let slot = u64::from(s);
+                if self.is_dead(slot) {
+                    continue;
+                }
+                if verify != Verify::Raw {
+                    let agree = match batch {
+                        Some(b) if s >= b.first => {
+                            let at = (s - b.first) as usize * np;
+                            let other = &b.sigs[at..at + np];
+                            sig.iter().zip(other).filter(|(x, y)| x == y).count()
+                        }
+                        _ => agreement(&query, self.sigs.row(slot)),
+                    };
+                    if agree < need {
+                        continue;
+                    }
+                }
+                ids.push(match batch {
+                    Some(b) if s >= b.first => b.ids[(s - b.first) as usize],
+                    _ => self.id_of(slot),
+                });
+            }
+            counts.push((ids.len() - before) as u64);
+        }
+        Ok(())
+    }
+}
