@@ -8,8 +8,9 @@ pub fn packed_len(bits: u64) -> u64 {
     bits.div_ceil(8) + 8
 }
 
+/// The 8 bytes at `byte` as a little-endian u64 (zeros past the end).
 #[inline]
-fn load(buf: &[u8], byte: usize) -> u64 {
+pub fn load(buf: &[u8], byte: usize) -> u64 {
     let mut x = [0u8; 8];
     if let Some(b) = buf.get(byte..byte + 8) {
         x.copy_from_slice(b);

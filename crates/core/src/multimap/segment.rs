@@ -328,15 +328,18 @@ impl Layout {
         buf[at + dw..at + 2 * dw].copy_from_slice(&value.to_le_bytes()[..dw]);
     }
 
+    #[inline]
     fn entry_at(&self, buf: &[u8], b: u64) -> (u64, u64) {
         let at = (HEADER + b * self.entry()) as usize;
         let dw = self.dw as usize;
-        let field = |o: usize| {
-            let mut x = [0u8; 8];
-            x[..dw].copy_from_slice(&buf[o..o + dw]);
-            u64::from_le_bytes(x)
+        // Whole-word loads (sections follow the directory, so the bytes
+        // past an entry exist), masked to the entry's width.
+        let mask = if dw == 8 {
+            u64::MAX
+        } else {
+            (1 << (8 * dw)) - 1
         };
-        (field(at), field(at + dw))
+        (bits::load(buf, at) & mask, bits::load(buf, at + dw) & mask)
     }
 
     fn stored_check(&self, buf: &[u8], b: u64) -> u16 {
@@ -539,33 +542,24 @@ impl<'a> SegView<'a> {
         }
         let (ks, vs) = self.lay.entry_at(self.buf, b);
         let (ke, ve) = self.lay.entry_at(self.buf, b + 1);
-        let w = u64::from(self.lay.width());
-        let fetch = |from: u64, to: u64, most: usize| {
-            for at in (from..=to.max(from)).step_by(64).take(most) {
-                if let Some(b) = self.buf.get(at as usize..) {
-                    crate::prefetch::read(b.as_ptr());
-                }
+        let fetch = |at: u64| {
+            if let Some(x) = self.buf.get(at as usize..) {
+                crate::prefetch::read(x.as_ptr());
             }
         };
-        let ms = self.lay.mids_off() + self.lay.mids_start(b, ks) / 8;
-        fetch(ms, ms, 1);
-        fetch(
-            self.lay.lows_off() + ks * w / 8,
-            self.lay.lows_off() + ke.max(ks) * w / 8,
-            8,
-        );
-        fetch(
-            self.lay.counts_off() + vs / 8,
-            self.lay.counts_off() + ve.max(vs) / 8,
-            4,
-        );
         // Keys spread evenly over their bucket, so the mid bits say about
-        // where in the bucket's values this key's group lies.
-        let guess = vs + ((ve.saturating_sub(vs) * self.lay.mid_of(low)) >> self.lay.mid);
-        let at = self.lay.checks_off() + 2 * (guess / self.lay.block());
-        fetch(at, at, 1);
-        let at = self.lay.values_off() + self.lay.value_byte(guess);
-        fetch(at, at + 64, 2);
+        // where in the bucket this key and its group lie.
+        let (mid, s) = (self.lay.mid_of(low), self.lay.mid);
+        let key_guess = ks + ((ke.saturating_sub(ks) * mid) >> s);
+        let value_guess = vs + ((ve.saturating_sub(vs) * mid) >> s);
+        let w = u64::from(self.lay.width());
+        fetch(self.lay.mids_off() + self.lay.mids_start(b, ks) / 8);
+        fetch(self.lay.lows_off() + key_guess * w / 8);
+        fetch(self.lay.counts_off() + vs / 8);
+        if self.checked {
+            fetch(self.lay.checks_off() + 2 * (value_guess / self.lay.block()));
+        }
+        fetch(self.lay.values_off() + self.lay.value_byte(value_guess));
     }
 
     /// Append every group whose key (`prefix` | low bits) is not in the
@@ -657,6 +651,26 @@ fn ones(buf: &[u8], start: u64, end: u64) -> impl Iterator<Item = u64> + '_ {
     })
 }
 
+/// The position of the `k`-th 1 bit of `word` (which has more than `k`):
+/// whole bytes are skipped by their counts, then bits cleared one by one.
+#[inline]
+fn select_in_word(mut word: u64, mut k: u32) -> u32 {
+    let mut base = 0;
+    loop {
+        let c = (word & 0xff).count_ones();
+        if c > k {
+            break;
+        }
+        k -= c;
+        word >>= 8;
+        base += 8;
+    }
+    for _ in 0..k {
+        word &= word - 1;
+    }
+    base + word.trailing_zeros()
+}
+
 /// The position of the `j`-th 1 bit (or 0 bit, with `one` false) in
 /// bits `[start, end)` of `buf`.
 fn select(buf: &[u8], start: u64, end: u64, j: u64, one: bool) -> Option<u64> {
@@ -670,13 +684,25 @@ fn select(buf: &[u8], start: u64, end: u64, j: u64, one: bool) -> Option<u64> {
         }
         let c = u64::from(word.count_ones());
         if c > left {
-            for _ in 0..left {
-                word &= word - 1;
-            }
-            return Some(pos + u64::from(word.trailing_zeros()));
+            return Some(pos + u64::from(select_in_word(word, left as u32)));
         }
         left -= c;
         pos += u64::from(k);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::select_in_word;
+
+    #[test]
+    fn select_in_word_finds_each_set_bit() {
+        for word in [1u64, 0x8000_0000_0000_0000, u64::MAX, 0xf0f0_1234_0000_ff01] {
+            let ones: Vec<u32> = (0..64).filter(|b| word >> b & 1 == 1).collect();
+            for (k, &at) in ones.iter().enumerate() {
+                assert_eq!(select_in_word(word, k as u32), at, "{word:x} {k}");
+            }
+        }
+    }
 }
