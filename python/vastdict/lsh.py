@@ -202,6 +202,7 @@ class LSHIndex:
         self.keep_signatures: bool = c["keep_signatures"]
         self.band_bits: int = c["band_bits"]
         self.path: str | None = None
+        self._default_verify = _verify_arg(True, self.threshold, self.keep_signatures)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> LSHIndex:
@@ -225,16 +226,19 @@ class LSHIndex:
         self._x.insert_many(_u64(ids, "ids"), self._sigs(signatures))
 
     def query(self, signature: Any, verify: bool | float | str = True) -> np.ndarray:
-        """Ids of the indexed documents similar to one signature."""
-        if not (
-            isinstance(signature, np.ndarray)
-            and signature.dtype == np.uint32
-            and signature.shape == (self.num_perm,)
-            and signature.flags.c_contiguous
-        ):
-            signature = self._sigs(signature)[0]
-        v = _verify_arg(verify, self.threshold, self.keep_signatures)
-        return np.frombuffer(self._x.query(signature, v), dtype=np.uint64)
+        """Ids of the indexed documents similar to one signature, as a
+        uint64 array."""
+        v = self._default_verify if verify is True else self._verify(verify)
+        try:
+            # The common case, a row of a signature array, goes straight
+            # through; anything else is converted (and checked) first.
+            found = self._x.query(signature, v)
+        except (TypeError, ValueError):
+            found = self._x.query(self._sigs(signature)[0], v)
+        return np.frombuffer(found, dtype=np.uint64)
+
+    def _verify(self, verify: bool | float | str) -> float | None:
+        return _verify_arg(verify, self.threshold, self.keep_signatures)
 
     def query_many(
         self, signatures: Any, verify: bool | float | str = True

@@ -103,15 +103,25 @@ pub struct LshIndex {
 /// The signature's bands hashed: `n * bands` hashes, row-major.
 pub(crate) fn band_hashes(cfg: &LshConfig, sigs: &[u32]) -> Vec<u64> {
     let mut out = vec![0u64; sigs.len() / cfg.num_perm * cfg.bands];
-    out.par_chunks_mut(cfg.bands)
-        .zip(sigs.par_chunks(cfg.num_perm))
-        .for_each_init(Vec::new, |buf, (o, sig)| {
-            le_row(sig, buf);
-            let r = 4 * cfg.rows;
-            for (j, h) in o.iter_mut().enumerate() {
-                *h = xxh3_64_with_seed(&buf[j * r..(j + 1) * r], j as u64);
-            }
-        });
+    let hash = |buf: &mut Vec<u8>, (o, sig): (&mut [u64], &[u32])| {
+        le_row(sig, buf);
+        let r = 4 * cfg.rows;
+        for (j, h) in o.iter_mut().enumerate() {
+            *h = xxh3_64_with_seed(&buf[j * r..(j + 1) * r], j as u64);
+        }
+    };
+    // A few rows are hashed in place: handing them to the thread pool
+    // would cost more than the hashing (microseconds per call).
+    if out.len() <= 64 * cfg.bands {
+        let mut buf = Vec::new();
+        out.chunks_mut(cfg.bands)
+            .zip(sigs.chunks(cfg.num_perm))
+            .for_each(|row| hash(&mut buf, row));
+    } else {
+        out.par_chunks_mut(cfg.bands)
+            .zip(sigs.par_chunks(cfg.num_perm))
+            .for_each_init(Vec::new, hash);
+    }
     out
 }
 

@@ -478,6 +478,11 @@ impl<'a> SegView<'a> {
             at += 1;
         };
         let j = found - k.ks;
+        if k.ve - k.vs == k.ke - k.ks {
+            // One value per key in this bucket (as in most LSH bands):
+            // the group sizes need no decoding.
+            return Ok(Some((k.vs + j, k.vs + j + 1)));
+        }
         select(self.counts(), k.vs, k.ve, j, true)
             .map(|s| (s, ones(self.counts(), s + 1, k.ve).next().unwrap_or(k.ve)))
             .map(Some)
