@@ -26,6 +26,10 @@ import sys
 import time
 from pathlib import Path
 
+# NumPy's BLAS threads spin while idle, taking a core from whichever
+# contestant runs; nothing here multiplies matrices.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 from store_bench import child, machine, save_results, status
 
@@ -81,6 +85,16 @@ def quality(pairs: set[tuple[int, int]], positives: np.ndarray) -> dict:
     }
 
 
+def baseline() -> int:
+    """Anonymous memory now, after handing freed heap back to the OS (the
+    texts and signatures made before stay), so that the growth measured
+    next is the index's own."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return status("RssAnon")
+
+
 def latencies(query, items) -> tuple[float, float]:
     ns = []
     for it in items:
@@ -104,7 +118,7 @@ def run_child(kind: str, n: int, config: str, text_path: str, pos_path: str) -> 
         t = time.perf_counter()
         sigs = h.signatures(texts)
         out["sign_s"] = time.perf_counter() - t
-        base = status("RssAnon")
+        base = baseline()
         index = LSHIndex(THRESHOLD, NUM_PERM, bands=bands, rows=rows, keep_signatures=False)
         t = time.perf_counter()
         index.insert_many(np.arange(n), sigs)
@@ -140,7 +154,7 @@ def run_child(kind: str, n: int, config: str, text_path: str, pos_path: str) -> 
         # rensa needs num_perm to be a multiple of the bands.
         rb = bands if NUM_PERM % bands == 0 else 8
         out["bands"], out["rows"] = rb, NUM_PERM // rb
-        base = status("RssAnon")
+        base = baseline()
         lsh = RMinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM, num_bands=rb)
         t = time.perf_counter()
         lsh.insert_many(mhs, 0)
@@ -166,7 +180,7 @@ def run_child(kind: str, n: int, config: str, text_path: str, pos_path: str) -> 
             m.update_batch([s.encode() for s in shingles(text)])
             mhs.append(LeanMinHash(m))
         out["sign_s"] = time.perf_counter() - t
-        base = status("RssAnon")
+        base = baseline()
         lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM, params=(bands, rows))
         t = time.perf_counter()
         with lsh.insertion_session() as session:

@@ -10,6 +10,8 @@ import vastdict._intmap
 import vastdict._multimap
 import vastdict._size
 import vastdict._store
+import vastdict.lsh
+import vastdict.lsh_corpus
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -22,6 +24,8 @@ def test_docstring_examples():
         vastdict._frozen,
         vastdict._intmap,
         vastdict._multimap,
+        vastdict.lsh,
+        vastdict.lsh_corpus,
     )
     for module in modules:
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
@@ -76,3 +80,15 @@ def test_readme_multimap_example_runs(tmp_path, monkeypatch):
     assert namespace["offsets"].tolist() == [0, 2, 2, 3]
     assert namespace["values"].tolist() == [1, 3, 2]
     assert vastdict.IntMultiMap.open(tmp_path / "bands.vmm").get(9).tolist() == [2]
+
+
+def test_readme_lsh_example_runs(tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    block = [b for b in blocks if "LSHIndex(" in b]
+    assert block, "README has no LSH example"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(block[0], namespace)
+    assert namespace["index"].query(namespace["sigs"][0]).tolist() == [0, 1]
+    assert namespace["clusters"].tolist() == [0, 0, 2]
+    assert len(vastdict.lsh.LSHIndex.open(tmp_path / "docs.lsh")) == 3

@@ -18,6 +18,7 @@ pub mod error;
 pub mod files;
 pub mod frozen;
 pub mod hash;
+pub mod heap;
 pub mod index;
 pub mod intmap;
 pub mod log;

@@ -245,6 +245,7 @@ impl LshIndex {
             let hashes = band_hashes(&self.cfg, sig_step);
             self.insert_hashed(step, sig_step, &hashes)?;
         }
+        crate::heap::release_free_memory();
         Ok(())
     }
 
@@ -462,6 +463,7 @@ impl LshIndex {
             }
             t.compact()?;
         }
+        crate::heap::release_free_memory();
         Ok(())
     }
 
