@@ -14,6 +14,7 @@ from pathlib import Path
 
 import frozen_report
 import intmap_report
+import lsh_report
 import multimap_report
 from figures import BarTable, median, rate
 
@@ -222,6 +223,12 @@ def main() -> None:
         out += multimap_report.section(data)
     for s in scale:
         out += multimap_report.scale_section(s)
+    lsh = sorted(results.glob("lsh-*.json"), key=lambda p: int(p.stem.split("-")[1]))
+    lsh = [p for p in lsh if int(p.stem.split("-")[1]) >= 100_000]
+    loaded = [json.loads(p.read_text()) for p in lsh]
+    out += lsh_report.bars(loaded)
+    for data in loaded:
+        out += lsh_report.section(data)
     (HERE / "RESULTS.md").write_text("\n".join(out))
     print(f"wrote {HERE / 'RESULTS.md'}")
 

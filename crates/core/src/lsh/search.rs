@@ -111,24 +111,27 @@ impl LshIndex {
         ids: &mut Vec<u64>,
     ) -> Result<()> {
         let (np, bands) = (self.cfg.num_perm, self.cfg.bands);
-        let keys: Vec<u64> = hashes.iter().map(|&h| unmix(h)).collect();
-        let table = |i: usize| &self.tables[i % bands];
-        for (i, &k) in keys.iter().enumerate().take(DIR_AHEAD) {
-            table(i).prefetch_dir(k);
+        let probes: Vec<_> = hashes
+            .iter()
+            .enumerate()
+            .map(|(i, &h)| self.tables[i % bands].probe(unmix(h)))
+            .collect();
+        for p in probes.iter().take(DIR_AHEAD) {
+            p.prefetch_dir();
         }
-        for (i, &k) in keys.iter().enumerate().take(BUCKET_AHEAD) {
-            table(i).prefetch_bucket(k);
+        for p in probes.iter().take(BUCKET_AHEAD) {
+            p.prefetch_bucket();
         }
         let mut found: Vec<u32> = Vec::new();
-        let mut ends = Vec::with_capacity(keys.len() / bands);
-        for (i, &k) in keys.iter().enumerate() {
-            if let Some(&a) = keys.get(i + DIR_AHEAD) {
-                table(i + DIR_AHEAD).prefetch_dir(a);
+        let mut ends = Vec::with_capacity(probes.len() / bands);
+        for (i, p) in probes.iter().enumerate() {
+            if let Some(a) = probes.get(i + DIR_AHEAD) {
+                a.prefetch_dir();
             }
-            if let Some(&a) = keys.get(i + BUCKET_AHEAD) {
-                table(i + BUCKET_AHEAD).prefetch_bucket(a);
+            if let Some(a) = probes.get(i + BUCKET_AHEAD) {
+                a.prefetch_bucket();
             }
-            table(i).get_into(k, &mut found)?;
+            p.get_into(&mut found)?;
             if (i + 1) % bands == 0 {
                 ends.push(found.len());
             }

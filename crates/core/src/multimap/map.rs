@@ -34,6 +34,31 @@ pub struct IntMultiMap<V> {
     file: Option<Arc<MappedFile>>,
 }
 
+/// A key located in its partition (see [`IntMultiMap::probe`]).
+pub struct Probe<'a, V> {
+    part: &'a Part<V>,
+    m: u64,
+}
+
+impl<V: Value> Probe<'_, V> {
+    /// Hint the memory the lookup reads first (its bucket's directory
+    /// entry), so lookups of several keys overlap their cache misses.
+    pub fn prefetch_dir(&self) {
+        self.part.prefetch_dir(self.m);
+    }
+
+    /// Hint the rest of what the lookup reads; best issued once the
+    /// directory entry has had time to arrive.
+    pub fn prefetch_bucket(&self) {
+        self.part.prefetch_bucket(self.m);
+    }
+
+    /// Append the key's values to `out`; whether it is present.
+    pub fn get_into(&self, out: &mut Vec<V>) -> Result<bool> {
+        self.part.get_into(self.m, out)
+    }
+}
+
 fn prefix(p: usize) -> u64 {
     (p as u64) << 56
 }
@@ -220,18 +245,14 @@ impl<V: Value> IntMultiMap<V> {
         Ok(out)
     }
 
-    /// Hint the memory a lookup of `key` reads first (its bucket's
-    /// directory entry), so lookups of several keys overlap their misses.
-    pub fn prefetch_dir(&self, key: u64) {
+    /// `key` located in its partition, for lookups that prefetch ahead:
+    /// the key is mixed once for the prefetches and the lookup.
+    pub fn probe(&self, key: u64) -> Probe<'_, V> {
         let m = self.mixed(key);
-        self.parts[part_of(m)].prefetch_dir(m);
-    }
-
-    /// Hint the rest of what a lookup of `key` reads; best issued once the
-    /// directory entry has had time to arrive.
-    pub fn prefetch_bucket(&self, key: u64) {
-        let m = self.mixed(key);
-        self.parts[part_of(m)].prefetch_bucket(m);
+        Probe {
+            part: &self.parts[part_of(m)],
+            m,
+        }
     }
 
     /// Append the values of one key to `out`; returns whether it exists.

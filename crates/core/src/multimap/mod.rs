@@ -15,4 +15,4 @@ mod part;
 mod segment;
 
 pub use file::{file_info, FileInfo, MAGIC};
-pub use map::IntMultiMap;
+pub use map::{IntMultiMap, Probe};
