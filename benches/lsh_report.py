@@ -94,7 +94,8 @@ def bars(all_data: list[dict]) -> list[str]:
                     _m(ds, lambda r: r["estimate"]["recall"]),
                 )
                 row(
-                    f'{label}: `verify="estimate"` precision and recall at least datasketch\'s - 0.01',
+                    f'{label}: `verify="estimate"` precision and recall at least'
+                    " datasketch's - 0.01",
                     f"{p:.3f} / {r_:.3f} (datasketch {dp:.3f} / {dr:.3f})",
                     p >= dp - 0.01 and r_ >= dr - 0.01,
                 )
@@ -154,11 +155,10 @@ def section(data: dict) -> list[str]:
                 f"{_m(runs, lambda r: r['estimate']['recall']):.3f}"
             )
             ex = [r["exact"] for r in runs if "exact" in r]
-            exs = (
-                f"{median([e['precision'] for e in ex]):.4f} / {median([e['recall'] for e in ex]):.4f}"
-                if ex
-                else "-"
-            )
+            exs = "-"
+            if ex:
+                exs = f"{median([e['precision'] for e in ex]):.4f} / "
+                exs += f"{median([e['recall'] for e in ex]):.4f}"
             lines.append(
                 f"| {kind} | {r0['bands']} x {r0['rows']} | {_span(sign, ',.0f')} | {mem:,.0f} |"
                 f" {_span(ins, ',.0f')} | {p50:.1f} / {p99:.1f} | {_span(batch, ',.0f')} |"
