@@ -81,8 +81,8 @@ enum Slots {
 /// let cfg = LshConfig { num_perm: 128, bands: 16, rows: 8, threshold: 0.5,
 ///                       keep_signatures: true, band_bits: 32 };
 /// let mut index = LshIndex::new(cfg).unwrap();
-/// let a = h.sign_text("the cat sat on the mat and looked at the dog");
-/// let b = h.sign_text("the cat sat on the mat and looked at a dog");
+/// let a = h.sign_text("the cat sat on the mat and looked at the dog and the bird in the tree");
+/// let b = h.sign_text("the cat sat on the mat and looked at the dog and the bird in a tree");
 /// index.insert_many(&[10], &a).unwrap();
 /// let (_, ids) = index.query_many(&b, Verify::Estimate(0.5)).unwrap();
 /// assert_eq!(ids, [10]);
