@@ -202,22 +202,29 @@ def run_child(kind: str, n: int, config: str, text_path: str, pos_path: str) -> 
     return out
 
 
-def run_cli(n: int, text_path: Path, pos_path: Path) -> dict:
-    """`vastdict dedup` on the JSONL file in its own process."""
+def run_cli(n: int, text_path: Path) -> dict:
+    """`vastdict dedup` on the JSONL file in a fresh process, which reports
+    its own peak RSS (the command's `main`, run as the console script
+    runs it)."""
     dest = DATA / f"lsh-dedup-{n}.jsonl"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "vastdict", "dedup", str(text_path), "-o", str(dest), "--quiet"],
-        check=True,
+    code = (
+        "import json, resource, sys\n"
+        "from vastdict.cli import main\n"
+        f"rc = main(['dedup', {str(text_path)!r}, '-o', {str(dest)!r}, '--quiet'])\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(json.dumps({'rc': rc, 'peak': peak}))\n"
     )
+    t = time.perf_counter()
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    report = json.loads(res.stdout.strip().splitlines()[-1])
+    if report["rc"] != 0:
+        raise RuntimeError(f"vastdict dedup failed: {res.stderr}")
     with open(dest, encoding="utf-8") as f:
         keep = sum(1 for line in f if line.endswith('"keep": true}\n'))
     return {
         "seconds": seconds,
-        "peak_rss": max(peak, before) * 1024,
+        "peak_rss": report["peak"] * 1024,
         "input_bytes": text_path.stat().st_size,
         "kept": keep,
     }
@@ -255,6 +262,11 @@ def main() -> None:
     ap.add_argument("--kinds", default=",".join(CONTESTANTS))
     ap.add_argument("--configs", default="16x8,threshold")
     ap.add_argument("--cli-rounds", type=int, default=None, help="default: --rounds")
+    ap.add_argument(
+        "--only-cli",
+        action="store_true",
+        help="rerun only the `vastdict dedup` rounds, updating the results file",
+    )
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -262,6 +274,15 @@ def main() -> None:
         print(json.dumps(run_child(kind, int(n), config, text, pos)))
         return
     text, pos = corpus_files(args.n)
+    cli_rounds = args.rounds if args.cli_rounds is None else args.cli_rounds
+    if args.only_cli:
+        dest = HERE / "results" / f"lsh-{args.n}.json"
+        data = json.loads(dest.read_text())
+        data["cli"] = [run_cli(args.n, text) for _ in range(cli_rounds)]
+        data["cli_command"] = " ".join(["python", "benches/lsh_bench.py", *sys.argv[1:]])
+        dest.write_text(json.dumps(data, indent=1))
+        print(f"dedup: {[round(c['seconds'], 1) for c in data['cli']]} s, updated {dest}")
+        return
     kinds = args.kinds.split(",")
     runs: dict[str, dict[str, list]] = {}
     for config in args.configs.split(","):
@@ -275,8 +296,8 @@ def main() -> None:
                 runs[config][kind].append(result)
                 print(f"{label}: {summary(result)}", flush=True)
     cli = []
-    for r in range(args.rounds if args.cli_rounds is None else args.cli_rounds):
-        cli.append(run_cli(args.n, text, pos))
+    for r in range(cli_rounds):
+        cli.append(run_cli(args.n, text))
         print(f"dedup round {r + 1}: {cli[-1]['seconds']:.1f} s", flush=True)
     save_results("lsh", args.n, args.rounds, runs, cli=cli, machine=machine(), versions=versions())
 

@@ -172,7 +172,8 @@ def section(data: dict) -> list[str]:
         lines += [
             f"`vastdict dedup` on the corpus's JSONL file ({cli[0]['input_bytes'] / 1e9:.2f} GB),"
             f" end to end (read, sign, index, exact check, cluster, write): {_span(secs, '.1f')} s,"
-            f" peak RSS {peak / 2**30:.2f} GiB, {cli[0]['kept']:,} documents kept.",
+            f" peak RSS {peak / 2**30:.2f} GiB, {cli[0]['kept']:,} documents kept"
+            + (f" (`{data['cli_command']}`)." if "cli_command" in data else "."),
             "",
         ]
     m = data.get("machine", {})
