@@ -39,3 +39,47 @@ def test_build_errors_are_one_line(tmp_path):
     assert r.returncode == 1 and "missing.tsv" in r.stderr
     r = run("build", str(src))
     assert r.returncode == 2  # usage
+
+
+def test_put_delete_compact_export(tmp_path):
+    import pyarrow.parquet as pq
+
+    store = str(tmp_path / "s.vd")
+    for i in range(50):
+        assert run("put", store, f"k{i}", f"v{i}").returncode == 0
+    assert run("put", store, "k3", "new").returncode == 0
+    r = run("get", store, "k3")
+    assert r.stdout == "new\n"
+    r = run("delete", store, "k1", "k2", "nope")
+    assert r.returncode == 1 and "nope: not found" in r.stderr
+    assert run("get", store, "k1").returncode == 1
+    r = run("compact", store)
+    assert r.returncode == 0 and "48 entries" in r.stdout
+    want = {f"k{i}": f"v{i}" for i in range(50) if i not in (1, 2)} | {"k3": "new"}
+    r = run("export", store, str(tmp_path / "out.jsonl"))
+    assert r.returncode == 0 and "48 pairs" in r.stdout
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert {x["key"]: x["value"] for x in rows} == want
+    assert run("export", store, str(tmp_path / "out.tsv")).returncode == 0
+    lines = (tmp_path / "out.tsv").read_text().splitlines()
+    assert dict(line.split("\t") for line in lines) == want
+    assert run("export", store, str(tmp_path / "out.parquet")).returncode == 0
+    t = pq.read_table(tmp_path / "out.parquet").to_pydict()
+    assert dict(zip(t["key"], t["value"], strict=True)) == want
+
+
+def test_put_and_export_errors(tmp_path):
+    store = str(tmp_path / "n.vd")
+    assert run("put", store, "1", "x", "--keys", "int").returncode == 0
+    r = run("put", store, "one", "x")
+    assert r.returncode == 1 and "not an integer" in r.stderr and "Traceback" not in r.stderr
+    r = run("export", store, str(tmp_path / "out.csv"))
+    assert r.returncode == 1 and ".jsonl" in r.stderr
+    r = run("put", store, "2", "a\tb")
+    assert r.returncode == 0
+    r = run("export", store, str(tmp_path / "out.tsv"))
+    assert r.returncode == 1 and "tab or newline" in r.stderr
+    assert not (tmp_path / "out.tsv").exists()
+    r = run("delete", str(tmp_path / "missing.vd"), "k")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert run("put", store).returncode == 2

@@ -103,6 +103,113 @@ def cmd_get(args: argparse.Namespace) -> int:
     return code
 
 
+def _from_text(text: str, codec: str, what: str) -> object:
+    """A key or value typed on the command line, in the store's codec."""
+    if codec == "bytes":
+        return text.encode()
+    if codec == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise vastdict.InvalidError(
+                f"{what} {text!r} is not an integer; this store's {what}s are"
+            ) from None
+    if codec == "json":
+        try:
+            return json.loads(text)
+        except ValueError as e:
+            raise vastdict.InvalidError(f"{what} {text!r} is not JSON: {e}") from None
+    if codec == "pickle":
+        raise vastdict.InvalidError(f"this store pickles its {what}s; write them from Python")
+    return text
+
+
+def cmd_put(args: argparse.Namespace) -> int:
+    opts = {} if os.path.exists(args.store) else {"keys": args.keys, "values": args.values}
+    with vastdict.open(args.store, "c", **opts) as s:
+        s[_from_text(args.key, s.key_codec, "key")] = _from_text(args.value, s.value_codec, "value")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    code = 0
+    with vastdict.open(args.store, "w") as s:
+        for key in args.keys:
+            try:
+                del s[_from_text(key, s.key_codec, "key")]
+            except KeyError:
+                print(f"{key}: not found", file=sys.stderr)
+                code = 1
+    return code
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    with vastdict.open(args.store, "w") as s:
+        before = s.stats()
+        s.compact()
+        after = s.stats()
+    print(
+        f"{args.store}: {before['disk_bytes'] / 2**20:,.1f} MiB -> "
+        f"{after['disk_bytes'] / 2**20:,.1f} MiB on disk, {after['entries']:,} entries"
+    )
+    return 0
+
+
+def _to_text(x: object) -> object:
+    """A key or value as JSON can hold it (bytes as UTF-8 text)."""
+    if isinstance(x, bytes):
+        try:
+            return x.decode()
+        except UnicodeDecodeError:
+            raise vastdict.InvalidError(
+                "a key or value is not UTF-8 text; export to Parquet (.parquet), which keeps bytes"
+            ) from None
+    return x
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    fmt = args.format or os.path.splitext(args.out)[1].lstrip(".").lower()
+    if fmt not in ("tsv", "jsonl", "parquet"):
+        raise vastdict.InvalidError(
+            f"{args.out}: name it .tsv, .jsonl or .parquet, or pass --format"
+        )
+    s = vastdict.open(args.store, "r")
+    tmp = f"{args.out}.tmp-{os.getpid()}"
+    n = 0
+    try:
+        if fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            keys, values = [], []
+            for k, v in s.items():
+                n += 1
+                keys.append(k)
+                values.append(v if not isinstance(v, dict | list) else json.dumps(v))
+            pq.write_table(pa.table({"key": keys, "value": values}), tmp)
+        else:
+            with open(tmp, "w", encoding="utf-8") as f:
+                for k, v in s.items():
+                    n += 1
+                    k, v = _to_text(k), _to_text(v)
+                    if fmt == "jsonl":
+                        f.write(json.dumps({"key": k, "value": v}) + "\n")
+                        continue
+                    k, v = str(k), v if isinstance(v, str) else json.dumps(v)
+                    if any(c in t for t in (k, v) for c in "\t\n"):
+                        raise vastdict.InvalidError(
+                            "a key or value holds a tab or newline; export to .jsonl or .parquet"
+                        )
+                    f.write(f"{k}\t{v}\n")
+        os.replace(tmp, args.out)
+    finally:
+        s.close()
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    print(f"{args.out}: {n:,} pairs")
+    return 0
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     s = vastdict.open(args.store, "r")
     st = s.stats()
@@ -213,6 +320,25 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--errors", default="raise", choices=["raise", "skip"])
     build.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     build.set_defaults(func=cmd_build)
+    put = sub.add_parser("put", help="set one key (creating the store if missing)")
+    put.add_argument("store")
+    put.add_argument("key")
+    put.add_argument("value")
+    put.add_argument("--keys", default="str", help="key codec of a new store (default str)")
+    put.add_argument("--values", default="str", help="value codec of a new store (default str)")
+    put.set_defaults(func=cmd_put)
+    delete = sub.add_parser("delete", help="remove keys")
+    delete.add_argument("store")
+    delete.add_argument("keys", nargs="+")
+    delete.set_defaults(func=cmd_delete)
+    compact = sub.add_parser("compact", help="reclaim the space of overwritten and deleted entries")
+    compact.add_argument("store")
+    compact.set_defaults(func=cmd_compact)
+    export = sub.add_parser("export", help="write every pair to a TSV, JSONL or Parquet file")
+    export.add_argument("store")
+    export.add_argument("out", help="file to write: .tsv, .jsonl or .parquet")
+    export.add_argument("--format", choices=["tsv", "jsonl", "parquet"])
+    export.set_defaults(func=cmd_export)
     dd = sub.add_parser(
         "dedup",
         help="find near-duplicate documents in a JSONL or Parquet file",
