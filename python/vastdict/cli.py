@@ -290,21 +290,26 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="vastdict", description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="build a store from generated data and compare with dict")
+
+    def command(name: str, func, help: str, store: bool = True) -> argparse.ArgumentParser:
+        # One subcommand: its parser, its STORE argument when it has one,
+        # and the function that runs it.
+        cmd = sub.add_parser(name, help=help)
+        if store:
+            cmd.add_argument("store")
+        cmd.set_defaults(func=func)
+        return cmd
+
+    demo = command(
+        "demo", cmd_demo, "build a store from generated data and compare with dict", False
+    )
     demo.add_argument("--n", type=int, default=1_000_000, help="number of pairs (default 1M)")
-    demo.set_defaults(func=cmd_demo)
-    get = sub.add_parser("get", help="print the values of keys")
-    get.add_argument("store")
-    get.add_argument("keys", nargs="+")
-    get.set_defaults(func=cmd_get)
-    stats = sub.add_parser("stats", help="print figures about a store")
-    stats.add_argument("store")
-    stats.add_argument("--json", action="store_true")
-    stats.set_defaults(func=cmd_stats)
-    verify = sub.add_parser("verify", help="check every byte of a store")
-    verify.add_argument("store")
-    verify.set_defaults(func=cmd_verify)
-    build = sub.add_parser("build", help="build a frozen store from a file")
+    command("get", cmd_get, "print the values of keys").add_argument("keys", nargs="+")
+    command("stats", cmd_stats, "print figures about a store").add_argument(
+        "--json", action="store_true"
+    )
+    command("verify", cmd_verify, "check every byte of a store")
+    build = command("build", cmd_build, "build a frozen store from a file", False)
     build.add_argument("source", help="input file")
     build.add_argument("out", help="frozen store to write")
     build.add_argument("--format", choices=["tsv", "csv", "jsonl", "parquet"])
@@ -319,26 +324,16 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--on-duplicate", default="last", choices=["first", "last", "error"])
     build.add_argument("--errors", default="raise", choices=["raise", "skip"])
     build.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    build.set_defaults(func=cmd_build)
-    put = sub.add_parser("put", help="set one key (creating the store if missing)")
-    put.add_argument("store")
+    put = command("put", cmd_put, "set one key (creating the store if missing)")
     put.add_argument("key")
     put.add_argument("value")
     put.add_argument("--keys", default="str", help="key codec of a new store (default str)")
     put.add_argument("--values", default="str", help="value codec of a new store (default str)")
-    put.set_defaults(func=cmd_put)
-    delete = sub.add_parser("delete", help="remove keys")
-    delete.add_argument("store")
-    delete.add_argument("keys", nargs="+")
-    delete.set_defaults(func=cmd_delete)
-    compact = sub.add_parser("compact", help="reclaim the space of overwritten and deleted entries")
-    compact.add_argument("store")
-    compact.set_defaults(func=cmd_compact)
-    export = sub.add_parser("export", help="write every pair to a TSV, JSONL or Parquet file")
-    export.add_argument("store")
+    command("delete", cmd_delete, "remove keys").add_argument("keys", nargs="+")
+    command("compact", cmd_compact, "reclaim the space of overwritten and deleted entries")
+    export = command("export", cmd_export, "write every pair to a TSV, JSONL or Parquet file")
     export.add_argument("out", help="file to write: .tsv, .jsonl or .parquet")
     export.add_argument("--format", choices=["tsv", "jsonl", "parquet"])
-    export.set_defaults(func=cmd_export)
     dd = sub.add_parser(
         "dedup",
         help="find near-duplicate documents in a JSONL or Parquet file",
