@@ -83,3 +83,12 @@ def test_put_and_export_errors(tmp_path):
     r = run("delete", str(tmp_path / "missing.vd"), "k")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert run("put", store).returncode == 2
+
+
+def test_demo_runs_as_the_readme_says():
+    r = run("demo", "--n", "200000")
+    assert r.returncode == 0, r.stderr
+    assert "random get, 4 processes" in r.stdout and "MiB private" in r.stdout
+    assert r.stdout.strip().splitlines()[-1].startswith("verdict: 200,000 pairs")
+    r = run("demo", "--n", "lots")
+    assert r.returncode == 2
