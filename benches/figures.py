@@ -11,6 +11,18 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
 
+def span(values: list[float], fmt: str) -> str:
+    """The median with the min-max range, each in `fmt`, or "-"."""
+    if not values:
+        return "-"
+    return f"{median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
+def run_median(runs: list[dict], f) -> float:
+    """The median of `f(run)` over runs, or 0 when there are none."""
+    return median([f(r) for r in runs])
+
+
 def rate(values: list[float], digits: int = 2) -> str:
     """Median rate in millions per second with the min-max range, or "-"."""
     if not values:

@@ -85,6 +85,18 @@ def quality(pairs: set[tuple[int, int]], positives: np.ndarray) -> dict:
     }
 
 
+def checked_pairs(found: list, mhs: list) -> set[tuple[int, int]]:
+    """(earlier, later) pairs among each document's candidates whose
+    MinHash estimate reaches the threshold: datasketch's and rensa's usual
+    check."""
+    return {
+        (j, i)
+        for i, cands in enumerate(found)
+        for j in cands
+        if j < i and mhs[i].jaccard(mhs[j]) >= THRESHOLD
+    }
+
+
 def baseline() -> int:
     """Anonymous memory now, after handing freed heap back to the OS (the
     texts and signatures made before stay), so that the growth measured
@@ -164,12 +176,7 @@ def run_child(kind: str, n: int, config: str, text_path: str, pos_path: str) -> 
         t = time.perf_counter()
         found = lsh.query_all(mhs)
         out["query_many_s"] = time.perf_counter() - t
-        pairs = set()
-        for i, cands in enumerate(found):
-            for j in cands:
-                if j < i and mhs[i].jaccard(mhs[j]) >= THRESHOLD:
-                    pairs.add((j, i))
-        out["estimate"] = quality(pairs, positives)
+        out["estimate"] = quality(checked_pairs(found, mhs), positives)
     elif kind == "datasketch":
         from datasketch import LeanMinHash, MinHash, MinHashLSH
 
@@ -192,12 +199,7 @@ def run_child(kind: str, n: int, config: str, text_path: str, pos_path: str) -> 
         t = time.perf_counter()
         found = [lsh.query(m) for m in mhs]
         out["query_many_s"] = time.perf_counter() - t
-        pairs = set()
-        for i, cands in enumerate(found):
-            for j in cands:
-                if j < i and mhs[i].jaccard(mhs[j]) >= THRESHOLD:
-                    pairs.add((j, i))
-        out["estimate"] = quality(pairs, positives)
+        out["estimate"] = quality(checked_pairs(found, mhs), positives)
     out["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return out
 

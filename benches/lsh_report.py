@@ -3,16 +3,8 @@
 from __future__ import annotations
 
 from figures import BarTable, median
-
-
-def _m(runs: list[dict], f) -> float:
-    return median([f(r) for r in runs]) if runs else 0.0
-
-
-def _span(values: list[float], fmt: str) -> str:
-    if not values:
-        return "-"
-    return f"{median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+from figures import run_median as _m
+from figures import span as _span
 
 
 def _rate(runs: list[dict], key: str) -> float:

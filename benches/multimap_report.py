@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from figures import BarTable, median
-
-
-def _span(values: list[float], fmt: str) -> str:
-    if not values:
-        return "-"
-    return f"{median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
-
-
-def _med(runs: list[dict], f) -> float:
-    return median([f(r) for r in runs])
+from figures import BarTable
+from figures import run_median as _med
+from figures import span as _span
 
 
 def bars(all_data: list[dict], scale: list[dict]) -> list[str]:

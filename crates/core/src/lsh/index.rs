@@ -265,6 +265,25 @@ impl LshIndex {
                     .collect();
                 t.add_many(&keys, &slots).map(|_| ())
             })?;
+        self.append_ids(ids);
+        if self.cfg.keep_signatures {
+            self.sigs.push_u32s(sigs);
+        }
+        if let Some(map) = self.by_id.get_mut() {
+            for (&id, &s) in ids.iter().zip(&slots) {
+                add_slot(map, id, s);
+            }
+        }
+        self.slots += ids.len() as u64;
+        self.live += ids.len() as u64;
+        Ok(())
+    }
+
+    /// Record the ids of the next `ids.len()` slots; the column comes into
+    /// being (filled with the slots so far) at the first id that differs
+    /// from its slot.
+    fn append_ids(&mut self, ids: &[u64]) {
+        let first = self.slots;
         if self.ids.is_none()
             && ids
                 .iter()
@@ -278,17 +297,6 @@ impl LshIndex {
         if let Some(c) = &mut self.ids {
             ids.iter().for_each(|&id| c.push_u64(id));
         }
-        if self.cfg.keep_signatures {
-            self.sigs.push_u32s(sigs);
-        }
-        if let Some(map) = self.by_id.get_mut() {
-            for (&id, &s) in ids.iter().zip(&slots) {
-                add_slot(map, id, s);
-            }
-        }
-        self.slots += ids.len() as u64;
-        self.live += ids.len() as u64;
-        Ok(())
     }
 
     fn by_id(&self) -> &HashMap<u64, Slots> {
@@ -493,19 +501,7 @@ impl LshIndex {
             t.add_many(&ks, &vs)?;
         }
         let other_ids: Vec<u64> = (0..other.slots).map(|s| other.id_of(s)).collect();
-        if self.ids.is_none()
-            && other_ids
-                .iter()
-                .enumerate()
-                .any(|(i, &id)| id != base + i as u64)
-        {
-            let mut c = Column::new(8);
-            (0..base).for_each(|s| c.push_u64(s));
-            self.ids = Some(c);
-        }
-        if let Some(c) = &mut self.ids {
-            other_ids.iter().for_each(|&id| c.push_u64(id));
-        }
+        self.append_ids(&other_ids);
         self.sigs.extend_from(&other.sigs);
         let words = ((base + other.slots) as usize).div_ceil(64);
         self.dead.resize(words, 0);
