@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _vastdict as _native
 from ._errors import InputError
-from .lsh import LSHIndex, MinHasher, clusters, optimal_params
+from .lsh import MinHasher, _accepted, _CandidateSearch, clusters
 
 
 def _format(path: str, given: str | None) -> str:
@@ -111,27 +111,18 @@ def dedup_file(
     fields = [text_field] + ([id_field] if id_field and id_field != text_field else [])
     started = time.perf_counter()
     hasher = MinHasher(num_perm, ngram, unit, seed)
-    bands, rows = optimal_params(threshold, num_perm, (0.01, 0.99))
-    # Exact checking needs no signatures: every raw candidate is checked
-    # on the second pass, and the index stays band tables only.
-    exact = verify == "exact"
-    index = LSHIndex(threshold, num_perm, bands=bands, rows=rows, keep_signatures=not exact)
-    cut: float | bool = False if exact else threshold
-    left, right, ids = [np.empty(0, np.uint64)], [np.empty(0, np.uint64)], []
+    search = _CandidateSearch(threshold, num_perm, None, None, verify)
+    ids = []
     bar = _native.NativeProgress(None, "docs", progress)
     bar.set_message("signing and indexing")
-    n = 0
     for batch in _batches(source, fmt, fields, batch_size):
-        sigs = hasher.signatures(_texts(batch, text_field))
-        offsets, found = index.insert_and_query_many(np.arange(n, n + len(sigs)), sigs, verify=cut)
-        left.append(found)
-        right.append(np.repeat(np.arange(n, n + len(sigs), dtype=np.uint64), np.diff(offsets)))
-        ids.append(batch.column(id_field) if id_field else pa.array(np.arange(n, n + len(sigs))))
-        n += len(sigs)
-        bar.inc(len(sigs))
+        first = search.n
+        search.add(hasher.signatures(_texts(batch, text_field)))
+        ids.append(batch.column(id_field) if id_field else pa.array(np.arange(first, search.n)))
+        bar.inc(search.n - first)
     bar.finish()
-    index.close()
-    a, b = np.concatenate(left), np.concatenate(right)
+    n = search.n
+    a, b = search.pairs()
     candidates = len(a)
     if verify == "exact":
         checker = hasher._h.exact_checker(float(threshold), a, b)
@@ -145,8 +136,7 @@ def dedup_file(
             checker.feed_utf8(np.ascontiguousarray(offsets), raw)
             bar.inc(len(col))
         bar.finish()
-        la, lb, _ = checker.accepted()
-        a, b = np.frombuffer(la, np.uint64), np.frombuffer(lb, np.uint64)
+        a, b = _accepted(checker)
     cluster = clusters(n, a, b)
     keep = cluster == np.arange(n)
     all_ids = pa.chunked_array(ids) if ids else pa.chunked_array([], pa.int64())
@@ -159,8 +149,8 @@ def dedup_file(
         "duplicates": n - kept,
         "candidate_pairs": candidates,
         "matched_pairs": len(a),
-        "bands": bands,
-        "rows": rows,
+        "bands": search.bands,
+        "rows": search.rows,
         "seconds": time.perf_counter() - started,
     }
 

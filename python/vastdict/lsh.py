@@ -335,29 +335,58 @@ def near_duplicate_pairs(
     else:
         texts = data
         n = len(texts)
-    if bands is None or rows is None:
-        bands, rows = optimal_params(threshold, num_perm, (0.01, 0.99))
-    index = LSHIndex(threshold, num_perm, bands=bands, rows=rows, keep_signatures=True)
-    left: list[np.ndarray] = [np.empty(0, np.uint64)]
-    right: list[np.ndarray] = [np.empty(0, np.uint64)]
-    # Exact checking re-reads every candidate, so the estimate only cuts
-    # pairs far below the threshold (7 standard deviations at 128).
-    cut = max(0.0, threshold - 0.25) if verify == "exact" else threshold
+    search = _CandidateSearch(threshold, num_perm, bands, rows, verify)
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
-        s = sigs[start:stop] if sigs is not None else hasher.signatures(texts[start:stop])
-        offsets, found = index.insert_and_query_many(np.arange(start, stop), s, verify=cut)
-        left.append(found)
-        right.append(np.repeat(np.arange(start, stop, dtype=np.uint64), np.diff(offsets)))
-    a, b = np.concatenate(left), np.concatenate(right)
-    index.close()
+        search.add(sigs[start:stop] if sigs is not None else hasher.signatures(texts[start:stop]))
+    a, b = search.pairs()
     if verify == "exact":
         checker = hasher._h.exact_checker(float(threshold), a, b)
         for start in range(0, n, batch_size):
             checker.feed(list(texts[start : start + batch_size]))
-        la, lb, _ = checker.accepted()
-        a, b = np.frombuffer(la, np.uint64), np.frombuffer(lb, np.uint64)
+        a, b = _accepted(checker)
     return a, b
+
+
+class _CandidateSearch:
+    """The first pass of near-duplicate detection: each batch of signatures
+    is matched against everything before it, then indexed. Bands favour
+    recall (weights 0.01 / 0.99) unless given. When an exact check follows,
+    the index keeps band tables only and every candidate pair goes on to
+    it; otherwise pairs are cut by their signature estimate."""
+
+    def __init__(
+        self, threshold: float, num_perm: int, bands: int | None, rows: int | None, verify: str
+    ) -> None:
+        if bands is None or rows is None:
+            bands, rows = optimal_params(threshold, num_perm, (0.01, 0.99))
+        self.bands, self.rows = bands, rows
+        exact = verify == "exact"
+        self._index = LSHIndex(
+            threshold, num_perm, bands=bands, rows=rows, keep_signatures=not exact
+        )
+        self._cut: float | bool = False if exact else threshold
+        self._earlier: list[np.ndarray] = [np.empty(0, np.uint64)]
+        self._later: list[np.ndarray] = [np.empty(0, np.uint64)]
+        self.n = 0
+
+    def add(self, sigs: np.ndarray) -> None:
+        rows = np.arange(self.n, self.n + len(sigs), dtype=np.uint64)
+        offsets, found = self._index.insert_and_query_many(rows, sigs, verify=self._cut)
+        self._earlier.append(found)
+        self._later.append(np.repeat(rows, np.diff(offsets)))
+        self.n += len(sigs)
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (earlier, later) candidate pairs; the index is closed."""
+        self._index.close()
+        return np.concatenate(self._earlier), np.concatenate(self._later)
+
+
+def _accepted(checker: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs an exact checker accepted, as two uint64 arrays."""
+    earlier, later, _ = checker.accepted()
+    return np.frombuffer(earlier, np.uint64), np.frombuffer(later, np.uint64)
 
 
 def clusters(n: int, earlier: Any, later: Any) -> np.ndarray:
