@@ -129,27 +129,9 @@ impl NativeMinHasher {
             buffer::<u32>(out, "out", "uint32")?,
         );
         let (off, o) = (slice(&offb, "offsets")?, slice_mut(&ob, "out")?);
-        let np = self.h.num_perm();
-        if off.windows(2).any(|w| w[0] > w[1])
-            || off.last().is_some_and(|&e| e as usize > toks.len())
-        {
-            return Err(PyValueError::new_err("token offsets out of range"));
-        }
         let pool = crate::threads::pool()?;
-        py.detach(|| {
-            use rayon::prelude::*;
-            pool.install(|| {
-                o.par_chunks_mut(np)
-                    .enumerate()
-                    .for_each_init(Vec::new, |hs, (i, row)| {
-                        hs.clear();
-                        let t = &toks[off[i] as usize..off[i + 1] as usize];
-                        self.h.token_shingles(t, hs);
-                        self.h.sign_hashes(hs, row);
-                    })
-            })
-        });
-        Ok(())
+        py.detach(|| pool.install(|| self.h.sign_token_sets(off, &toks, o)))
+            .py_err(py)
     }
 
     /// Sign sets of uint64 hashes given in CSR form.

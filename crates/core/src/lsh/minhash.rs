@@ -316,14 +316,7 @@ impl MinHasher {
     /// Signatures of sets of shingle hashes given in CSR form: set `i` is
     /// `hashes[offsets[i]..offsets[i + 1]]`.
     pub fn sign_hash_sets(&self, offsets: &[u64], hashes: &[u64], out: &mut [u32]) -> Result<()> {
-        let sets = offsets.len().saturating_sub(1);
-        crate::intmap::map::same_len(sets * self.num_perm, out.len())?;
-        let total = hashes.len() as u64;
-        if offsets.windows(2).any(|w| w[0] > w[1]) || offsets.last().is_some_and(|&e| e > total) {
-            return Err(Error::Invalid(
-                "offsets must be non-decreasing and end within the hashes".into(),
-            ));
-        }
+        self.check_sets(offsets, hashes.len(), out.len())?;
         out.par_chunks_mut(self.num_perm)
             .enumerate()
             .with_min_len(16)
@@ -331,6 +324,46 @@ impl MinHasher {
                 let set = &hashes[offsets[i] as usize..offsets[i + 1] as usize];
                 self.sign_hashes_with(set, keys, o)
             });
+        Ok(())
+    }
+
+    /// Signatures of pre-tokenized texts given in CSR form: text `i` is
+    /// `tokens[offsets[i]..offsets[i + 1]]`, shingled `ngram` tokens at a
+    /// time.
+    pub fn sign_token_sets<S: AsRef<str> + Sync>(
+        &self,
+        offsets: &[u64],
+        tokens: &[S],
+        out: &mut [u32],
+    ) -> Result<()> {
+        self.check_sets(offsets, tokens.len(), out.len())?;
+        out.par_chunks_mut(self.num_perm)
+            .enumerate()
+            .with_min_len(16)
+            .for_each_init(
+                || (Vec::new(), Vec::new()),
+                |(hashes, keys), (i, o)| {
+                    hashes.clear();
+                    let text = &tokens[offsets[i] as usize..offsets[i + 1] as usize];
+                    self.token_shingles(text, hashes);
+                    self.sign_hashes_with(hashes, keys, o)
+                },
+            );
+        Ok(())
+    }
+
+    /// That CSR `offsets` cut `items` items into as many sets as `out` has
+    /// signature rows.
+    fn check_sets(&self, offsets: &[u64], items: usize, out: usize) -> Result<()> {
+        let sets = offsets.len().saturating_sub(1);
+        crate::intmap::map::same_len(sets * self.num_perm, out)?;
+        if offsets.windows(2).any(|w| w[0] > w[1])
+            || offsets.last().is_some_and(|&e| e > items as u64)
+        {
+            return Err(Error::Invalid(
+                "offsets must be non-decreasing and end within the items".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -538,6 +571,22 @@ mod tests {
         assert_eq!(v.len(), 3);
         assert_eq!(h.sign_text(""), vec![u32::MAX; 4]);
         assert!(MinHasher::new(0, 3, Unit::Char, 1, true).is_err());
+    }
+
+    #[test]
+    fn token_and_hash_sets_sign_like_texts_and_check_their_offsets() {
+        let h = MinHasher::new(8, 2, Unit::Word, 3, true).expect("valid parameters");
+        let tokens = ["a", "b", "c", "x", "y"];
+        let mut out = vec![0u32; 16];
+        h.sign_token_sets(&[0, 3, 5], &tokens, &mut out)
+            .expect("valid offsets");
+        assert_eq!(&out[..8], &h.sign_text("a b c")[..]);
+        assert_eq!(&out[8..], &h.sign_text("x y")[..]);
+        assert!(h.sign_token_sets(&[0, 6], &tokens, &mut out[..8]).is_err());
+        assert!(h
+            .sign_token_sets(&[0, 3, 5], &tokens, &mut out[..8])
+            .is_err());
+        assert!(h.sign_hash_sets(&[2, 1], &[1, 2], &mut out[..8]).is_err());
     }
 
     #[test]
