@@ -28,6 +28,9 @@ import sys
 import time
 from pathlib import Path
 
+from vastdict import _anchors
+from vastdict._anchors import disk_bytes
+
 HERE = Path(__file__).resolve().parent
 QUERIES = 1_000_000
 STORES = ["vastdict", "lmdb", "rocksdict", "sqlite3", "dict"]
@@ -122,12 +125,6 @@ class Phase:
         self.steal = (steal_ticks() - self.steal0) / hz
 
 
-def disk_bytes(path: Path) -> int:
-    """Bytes allocated on disk (LMDB's map file is sparse, so sizes would lie)."""
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    return sum(p.stat().st_blocks * 512 for p in files)
-
-
 # --- one store, in its own process ------------------------------------------
 
 
@@ -173,66 +170,21 @@ def run_child(kind: str, data: Path, work: Path) -> dict:
             got = s.get_many(queries)
         out["get_many_s"] = p.seconds
         assert got[0] is not None
-    elif kind == "lmdb":
-        import lmdb
-
-        pairs = sorted_pairs(keys, values, out)
-        del keys, values
-        with Phase() as p:
-            env = lmdb.open(str(target), map_size=1 << 40, writemap=True, sync=True)
-            with env.begin(write=True) as txn:
-                txn.cursor().putmulti(pairs, append=True)
-            env.sync(True)
-        out["build_s"], out["build_other_cpu"] = p.seconds, p.other_cpu
-        del pairs
-        txn = env.begin()
-        get = txn.get
-        with Phase() as p:
-            got = txn.cursor().getmulti(queries)
-        out["get_many_s"] = p.seconds
-    elif kind == "rocksdict":
-        import rocksdict
-
-        pairs = sorted_pairs(keys, values, out)
-        del keys, values
-        with Phase() as p:
-            opts = rocksdict.Options(raw_mode=True)
-            w = rocksdict.SstFileWriter(options=opts)
-            sst = str(work / "bulk.sst")
-            w.open(sst)
-            for k, v in pairs:
-                w[k] = v
-            w.finish()
-            db = rocksdict.Rdict(str(target), options=opts)
-            db.ingest_external_file([sst])
-            db.flush()
-        out["build_s"], out["build_other_cpu"] = p.seconds, p.other_cpu
-        os.unlink(sst)
-        del pairs
-        get = db.__getitem__
-        with Phase() as p:
-            got = db[queries]
-        out["get_many_s"] = p.seconds
-    elif kind == "sqlite3":
-        import sqlite3
-
-        pairs = sorted_pairs(keys, values, out)
-        del keys, values
-        with Phase() as p:
-            db = sqlite3.connect(target, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE TABLE kv (k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID")
-            db.execute("BEGIN")
-            db.executemany("INSERT INTO kv VALUES (?, ?)", pairs)
-            db.execute("COMMIT")
-        out["build_s"], out["build_other_cpu"] = p.seconds, p.other_cpu
-        del pairs
-        stmt = "SELECT v FROM kv WHERE k = ?"
-
-        def get(k, _ex=db.execute, _s=stmt):
-            return _ex(_s, (k,)).fetchone()[0]
     else:
-        raise SystemExit(f"unknown store {kind}")
+        pairs = sorted_pairs(keys, values, out)
+        del keys, values
+        with Phase() as p:
+            db = _anchors.bulk_load(kind, pairs, target)
+        out["build_s"], out["build_other_cpu"] = p.seconds, p.other_cpu
+        del pairs
+        get = _anchors.getters(kind, db)[0]
+        if kind in ("lmdb", "rocksdict"):
+            with Phase() as p:
+                if kind == "lmdb":
+                    db.begin().cursor().getmulti(queries)
+                else:
+                    db[queries]
+            out["get_many_s"] = p.seconds
 
     for k in queries[:1000]:  # warm-up
         get(k)

@@ -88,7 +88,23 @@ def test_put_and_export_errors(tmp_path):
 def test_demo_runs_as_the_readme_says():
     r = run("demo", "--n", "200000")
     assert r.returncode == 0, r.stderr
-    assert "random get, 4 processes" in r.stdout and "MiB private" in r.stdout
+    table = {line.split()[0]: line.split() for line in r.stdout.splitlines() if line}
+    assert "get/s, 4 procs" in r.stdout and "private MiB per proc" in r.stdout
+    assert set(table) >= {"vastdict", "dict"} and "sqlite3" not in table
+    assert table["vastdict"][-3] != "-" and table["dict"][-3] == "-"  # get_many
     assert r.stdout.strip().splitlines()[-1].startswith("verdict: 200,000 pairs")
+    r = run("demo", "--n", "lots")
+    assert r.returncode == 2
+
+
+def test_demo_with_anchors_adds_a_row_for_each_installed_store():
+    from vastdict import _anchors
+
+    r = run("demo", "--n", "20000", "--with-anchors", "--quiet")
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0] for line in r.stdout.splitlines() if line}
+    want = {a for a in _anchors.ANCHORS if _anchors.installed(a)}
+    assert want >= {"dict", "sqlite3", "dbm"}  # the standard library's are always there
+    assert rows >= want | {"vastdict"}
     r = run("demo", "--n", "lots")
     assert r.returncode == 2

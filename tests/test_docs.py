@@ -5,8 +5,10 @@ import re
 from pathlib import Path
 
 import vastdict
+import vastdict._anchors
 import vastdict._frozen
 import vastdict._intmap
+import vastdict._measure
 import vastdict._multimap
 import vastdict._size
 import vastdict._store
@@ -24,6 +26,8 @@ def test_docstring_examples():
         vastdict._frozen,
         vastdict._intmap,
         vastdict._multimap,
+        vastdict._anchors,
+        vastdict._measure,
         vastdict.lsh,
         vastdict.lsh_corpus,
     )

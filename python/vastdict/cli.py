@@ -12,126 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import sys
-import tempfile
-import time
 
 import vastdict
 
 
-def _pairs(n: int, seed: int = 1) -> tuple[list[bytes], list[bytes]]:
-    rng = random.Random(seed)
-    keys = [
-        b"https://www.site%07d.example/page/%010d" % (rng.randrange(10**7), i) for i in range(n)
-    ]
-    values = [b"%029d" % rng.randrange(10**29) for _ in range(n)]
-    return keys, values
-
-
-def _rss_anon_kib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    return 0
-
-
-def _private_kib() -> int:
-    """This process's own memory: anonymous pages. (Pages of a mapped file
-    are the page cache's, shared by every process that maps the file, even
-    while only one has touched them.)"""
-    with open("/proc/self/smaps_rollup") as f:
-        for line in f:
-            if line.startswith("Anonymous:"):
-                return int(line.split()[1])
-    return 0
-
-
-def _reader(job: tuple[str, list[bytes]]) -> tuple[float, int]:
-    """A worker of the demo: open the frozen store and read `keys`; its
-    rate and how much private memory reading cost it."""
-    path, keys = job
-    before = _private_kib()
-    s = vastdict.open(path)
-    t = time.perf_counter()
-    for k in keys:
-        s[k]
-    rate = len(keys) / (time.perf_counter() - t)
-    grew = _private_kib() - before
-    s.close()
-    return rate, grew
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
-    import multiprocessing
+    from . import _demo
 
-    n = args.n
-    say = (lambda *a, **k: None) if args.quiet else print
-    say(f"generating {n:,} URL-like pairs ...", flush=True)
-    base = _rss_anon_kib()
-    keys, values = _pairs(n)
-    t = time.perf_counter()
-    d = dict(zip(keys, values, strict=True))
-    dict_build = time.perf_counter() - t
-    # The dict's cost: its table plus the key and value objects it holds
-    # (the generator's two lists of pointers are not counted).
-    dict_mem = (_rss_anon_kib() - base) * 1024 - 2 * sys.getsizeof(keys)
-    raw = sum(map(len, keys)) + sum(map(len, values))
-    sample = random.Random(2).sample(keys, min(n, 200_000))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "demo.vdf")
-        t = time.perf_counter()
-        vastdict.build(path, (keys, values), progress=not args.quiet)
-        store_build = time.perf_counter() - t
-        s = vastdict.open(path)
-        st = s.stats()
-        t = time.perf_counter()
-        for k in sample:
-            s[k]
-        store_get = len(sample) / (time.perf_counter() - t)
-        t = time.perf_counter()
-        got = s.get_many(sample)
-        store_many = len(sample) / (time.perf_counter() - t)
-        if got != [d[k] for k in sample]:
-            raise vastdict.Error("the store and the dict disagree; please report this")
-        t = time.perf_counter()
-        for k in sample:
-            d[k]
-        dict_get = len(sample) / (time.perf_counter() - t)
-        s.close()
-        # Four processes read the one file; each pays only its own lookups.
-        quarter = [(path, sample[i::4]) for i in range(4)]
-        with multiprocessing.get_context("fork").Pool(4) as pool:
-            t = time.perf_counter()
-            results = pool.map(_reader, quarter)
-            four = len(sample) / (time.perf_counter() - t)
-    private = max(r[1] for r in results)
-    rows = [
-        ("", "dict", "vastdict (frozen)"),
-        ("build (pairs/s)", f"{n / dict_build:,.0f}", f"{n / store_build:,.0f} (to a file)"),
-        (
-            "memory per pair",
-            f"{dict_mem / n:.0f} B heap",
-            f"{st['bytes_on_disk'] / n:.1f} B in a shared file",
-        ),
-        ("raw data per pair", f"{raw / n:.0f} B", f"{raw / n:.0f} B"),
-        ("random get, 1 process (/s)", f"{dict_get:,.0f}", f"{store_get:,.0f}"),
-        ("random get_many (/s)", "-", f"{store_many:,.0f}"),
-        (
-            "random get, 4 processes (/s)",
-            "- (a copy each)",
-            f"{four:,.0f}, each +{private / 1024:,.1f} MiB private",
-        ),
-    ]
-    width = max(len(r[0]) for r in rows)
-    for label, a, b in rows:
-        print(f"{label:<{width}}  {a:>16}  {b}")
-    print(
-        f"verdict: {n:,} pairs in {st['bytes_on_disk'] / 2**20:,.0f} MiB that every process"
-        f" shares, instead of {dict_mem / 2**20:,.0f} MiB of heap per process."
-    )
-    return 0
+    return _demo.run(args.n, quiet=args.quiet, with_anchors=args.with_anchors)
 
 
 def cmd_get(args: argparse.Namespace) -> int:
@@ -350,7 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     demo = command(
         "demo", cmd_demo, "build a store from generated data and compare with dict", False
     )
-    demo.add_argument("--n", type=int, default=1_000_000, help="number of pairs (default 1M)")
+    demo.add_argument("--n", type=int, default=10_000_000, help="number of pairs (default 10M)")
+    demo.add_argument(
+        "--with-anchors",
+        action="store_true",
+        help="add every installed store the benchmarks compare with (lmdb, rocksdict, ...)",
+    )
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     command("get", cmd_get, "print the values of keys").add_argument("keys", nargs="+")
     command("stats", cmd_stats, "print figures about a store").add_argument(
