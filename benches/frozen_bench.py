@@ -50,6 +50,7 @@ def miss_keys(queries: list[bytes]) -> list[bytes]:
 def build(kind: str, data: Path, target: Path, out: dict):
     """Build one store from the TSV file; returns the open store (kept
     alive while it is read)."""
+    before_build = status("RssAnon")
     if kind == "vastdict":
         import vastdict
 
@@ -60,12 +61,16 @@ def build(kind: str, data: Path, target: Path, out: dict):
         before = status("RssAnon")
         s = vastdict.open(target)
         out["anon_open"] = status("RssAnon") - before
+        out["anon_held"] = status("RssAnon") - before_build
         return s
     with Phase() as p:
         # Reading and splitting the file counts, as vastdict's build parses it.
         obj = _anchors.build(kind, *load(data), target)
     out["build_s"], out["build_other_cpu"] = p.seconds, p.other_cpu
     out["build_peak_rss"] = status("VmHWM")
+    # What the process holds once the input lists are gone: a dict's table
+    # and objects; for the others, caches and what the allocator kept.
+    out["anon_held"] = status("RssAnon") - before_build
     return obj
 
 

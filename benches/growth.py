@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from paths import results_dir
+
 import vastdict
 
 HERE = Path(__file__).resolve().parent
@@ -98,8 +100,7 @@ def main() -> None:
         check=True,
     )
     out["open_rss"] = json.loads(probe.stdout)
-    dest = HERE / "results" / f"growth-{args.n}.json"
-    dest.parent.mkdir(exist_ok=True)
+    dest = results_dir() / f"growth-{args.n}.json"
     dest.write_text(json.dumps(out, indent=1))
     print(json.dumps({k: v for k, v in out.items() if k != "stats"}, indent=1))
     if not args.keep:

@@ -31,6 +31,7 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
+from paths import results_dir
 from store_bench import child, machine, save_results, status
 
 HERE = Path(__file__).resolve().parent
@@ -278,7 +279,7 @@ def main() -> None:
     text, pos = corpus_files(args.n)
     cli_rounds = args.rounds if args.cli_rounds is None else args.cli_rounds
     if args.only_cli:
-        dest = HERE / "results" / f"lsh-{args.n}.json"
+        dest = results_dir() / f"lsh-{args.n}.json"
         data = json.loads(dest.read_text())
         data["cli"] = [run_cli(args.n, text) for _ in range(cli_rounds)]
         data["cli_command"] = " ".join(["python", "benches/lsh_bench.py", *sys.argv[1:]])

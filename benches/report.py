@@ -8,6 +8,7 @@ scripts write; the command that produced each file is printed with it.
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 from pathlib import Path
@@ -17,6 +18,7 @@ import intmap_report
 import lsh_report
 import multimap_report
 from figures import BarTable, median, rate
+from paths import results_dir
 
 HERE = Path(__file__).resolve().parent
 RAW_BYTES_PER_PAIR = 72  # 43-byte keys + 29-byte values (store_bench.make_data)
@@ -170,7 +172,10 @@ def growth_section(g: dict) -> list[str]:
 
 
 def main() -> None:
-    results = HERE / "results"
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    args = ap.parse_args()
+    results = results_dir()
     stores = sorted(results.glob("store-*.json"), key=lambda p: int(p.stem.split("-")[1]))
     growths = sorted(results.glob("growth-*.json"), key=lambda p: int(p.stem.split("-")[1]))
     growth = json.loads(growths[-1].read_text()) if growths else None
@@ -181,6 +186,21 @@ def main() -> None:
         "names the command that produced its data. Method: `../shared/BENCHMARKING.md`.",
         "",
     ]
+    suite = results / "suite.json"
+    if suite.exists():
+        run = json.loads(suite.read_text())
+        out += [
+            f"Regenerate every table here and the charts: `{run['command']}` (last run finished",
+            f"{run['finished']}, {run['minutes']:.0f} minutes). The 100M and 1B sections need",
+            "larger sizes (`--sizes 100000000`; the 1B runs are the cargo commands they name).",
+            "",
+        ]
+    frozen = sorted(
+        (p for p in results.glob("frozen-*.json") if "scale" not in p.stem),
+        key=lambda p: int(p.stem.split("-")[1]),
+    )
+    frozen_data = [json.loads(p.read_text()) for p in frozen]
+    glance = frozen_report.glance(frozen_data) if frozen_data else []
     first = True
     for path in reversed(stores):
         data = json.loads(path.read_text())
@@ -191,20 +211,19 @@ def main() -> None:
                 + ", ".join(f"{k} {v}" for k, v in ver.items())
                 + ".",
                 "",
+                *glance,
             ]
+            glance = []
         lines, rates = store_section(data)
         if first:
             out += bars_section(rates, growth)
             first = False
         out += lines
+    out += glance  # when no Store results came first
     if growth:
         out += growth_section(growth)
-    frozen = sorted(
-        (p for p in results.glob("frozen-*.json") if "scale" not in p.stem),
-        key=lambda p: int(p.stem.split("-")[1]),
-    )
-    for path in reversed(frozen):
-        out += frozen_report.sections(json.loads(path.read_text()))
+    for data in reversed(frozen_data):
+        out += frozen_report.sections(data)
     for path in sorted(results.glob("frozen-scale-*.json")):
         out += frozen_report.scale_section(json.loads(path.read_text()))
     intmaps = sorted(results.glob("intmap-*.json"), key=lambda p: int(p.stem.split("-")[1]))
@@ -229,8 +248,8 @@ def main() -> None:
     out += lsh_report.bars(loaded)
     for data in loaded:
         out += lsh_report.section(data)
-    (HERE / "RESULTS.md").write_text("\n".join(out))
-    print(f"wrote {HERE / 'RESULTS.md'}")
+    Path(args.out).write_text("\n".join(out))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from paths import results_dir
+
 from vastdict import _anchors
 from vastdict._anchors import disk_bytes
 
@@ -308,8 +310,7 @@ def save_results(stem: str, n: int, rounds: int, runs: dict, **extra: object) ->
         "command": " ".join(["python", f"benches/{script}", *sys.argv[1:]]),
         "runs": runs,
     }
-    dest = HERE / "results" / f"{stem}-{n}.json"
-    dest.parent.mkdir(exist_ok=True)
+    dest = results_dir() / f"{stem}-{n}.json"
     dest.write_text(json.dumps(out, indent=1))
     print(f"wrote {dest}")
 

@@ -108,3 +108,36 @@ def test_demo_with_anchors_adds_a_row_for_each_installed_store():
     assert rows >= want | {"vastdict"}
     r = run("demo", "--n", "lots")
     assert r.returncode == 2
+
+
+def test_bench_writes_a_report_and_charts(tmp_path):
+    r = run(
+        "bench",
+        "--n",
+        "20000",
+        "--rounds",
+        "1",
+        "--only",
+        "frozen",
+        "--stores",
+        "vastdict,dict",
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--report",
+        str(tmp_path / "RESULTS.md"),
+        "--charts",
+        str(tmp_path / "charts"),
+    )
+    assert r.returncode == 0, r.stderr
+    report = (tmp_path / "RESULTS.md").read_text()
+    assert "## At a glance" in report and "| 20,000 | vastdict |" in report
+    assert "| 20,000 | dict |" in report and "`python benches/suite.py --sizes 20000" in report
+    for chart in ("memory-per-pair.png", "throughput.png"):
+        assert (tmp_path / "charts" / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_outside_a_source_tree_says_where_the_suite_is(tmp_path):
+    r = run("bench", "--benches", str(tmp_path))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "clone of the repository" in r.stderr and r.stderr.count("\n") == 1
+    assert run("bench", "--n", "many").returncode == 2

@@ -222,6 +222,36 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _suite(benches: str | None) -> str:
+    """benches/suite.py of the source tree: the one named, the working
+    directory's, or the one beside an editable install."""
+    from pathlib import Path
+
+    places = (
+        [Path(benches)]
+        if benches
+        else [Path.cwd() / "benches", Path(__file__).parents[2] / "benches"]
+    )
+    for place in places:
+        if (place / "suite.py").is_file():
+            return str(place / "suite.py")
+    raise vastdict.InvalidError(
+        "the benchmark suite is the benches/ directory of vastdict's source tree; run "
+        "vastdict bench inside a clone of the repository, or pass --benches DIR"
+    )
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import subprocess
+
+    cmd = [sys.executable, _suite(args.benches), "--sizes", str(args.n)]
+    cmd += ["--rounds", str(args.rounds), "--only", args.only]
+    for option in ("stores", "results_dir", "report", "charts"):
+        if getattr(args, option):
+            cmd += [f"--{option.replace('_', '-')}", getattr(args, option)]
+    return subprocess.run(cmd, check=False).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="vastdict", description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -276,6 +306,24 @@ def main(argv: list[str] | None = None) -> int:
     export = command("export", cmd_export, "write every pair to a TSV, JSONL or Parquet file")
     export.add_argument("out", help="file to write: .tsv, .jsonl or .parquet")
     export.add_argument("--format", choices=["tsv", "jsonl", "parquet"])
+    bench = command(
+        "bench",
+        cmd_bench,
+        "run the benchmark suite beside the installed anchors; write RESULTS.md and charts",
+        False,
+    )
+    bench.add_argument("--n", type=int, default=1_000_000, help="pairs (default 1M)")
+    bench.add_argument("--rounds", type=int, default=3, help="repeats of each measurement")
+    bench.add_argument(
+        "--only",
+        default="store,frozen,intmap,multimap,growth,lsh",
+        help="benchmarks to run (default all that apply at this size)",
+    )
+    bench.add_argument("--stores", help="stores to compare, e.g. vastdict,dict,lmdb")
+    bench.add_argument("--results-dir", help="where the JSON results go (default benches/results)")
+    bench.add_argument("--report", help="RESULTS.md to write (default benches/RESULTS.md)")
+    bench.add_argument("--charts", help="directory for the PNG charts (default benches/charts)")
+    bench.add_argument("--benches", help="the benches/ directory of a source tree")
     dd = sub.add_parser(
         "dedup",
         help="find near-duplicate documents in a JSONL or Parquet file",
