@@ -9,7 +9,7 @@ RESULTS.md and the charts.
 
 For each size N (pairs): the Store benchmark and the frozen-store
 benchmark at N, the typed maps at N when N >= 10M, growth at N when
-N >= 100M, and MinHash-LSH at N/10 documents. Results already in the
+N >= 100M, and MinHash-LSH at N/10 documents (at most 1M). Results already in the
 results directory for other sizes stay and are reported too; each table
 in RESULTS.md names the command that produced it.
 """
@@ -46,16 +46,21 @@ def commands(n: int, rounds: int, only: set[str], stores: list[str] | None) -> l
     py = [sys.executable]
     r = ["--rounds", str(rounds)]
     out = []
-
+    if "store" in only:
+        mine = [s for s in stores if s in STORE_BENCH_STORES] if stores else None
+        out.append([*py, str(HERE / "store_bench.py"), "--n", str(n), *r, *stores_arg(n, mine)])
     if "frozen" in only:
         out.append([*py, str(HERE / "frozen_bench.py"), "--n", str(n), *r, *stores_arg(n, stores)])
     if "intmap" in only and n >= 10_000_000:
         out.append([*py, str(HERE / "intmap_bench.py"), "--n", str(n), *r])
     if "multimap" in only and n >= 10_000_000:
-        out.append([*py, str(HERE / "multimap_bench.py"), "--n", str(n), *r])
+        # Past the anchors' limit only the compact contestants fit.
+        kinds = ["--kinds", "vastdict,flat"] if n > ANCHORS_UP_TO else []
+        out.append([*py, str(HERE / "multimap_bench.py"), "--n", str(n), *r, *kinds])
     if "growth" in only and n >= 100_000_000:
         out.append([*py, str(HERE / "growth.py"), "--n", str(n)])
-    docs = n // 10
+    # datasketch needs about 5.4 KB per document: 1M documents is its limit here.
+    docs = min(n // 10, 1_000_000)
     if "lsh" in only and docs >= 10_000:
         lsh_rounds = rounds if docs <= 100_000 else 1
         out.append([*py, str(HERE / "lsh_bench.py"), "--n", str(docs), "--rounds", str(lsh_rounds)])
@@ -80,8 +85,12 @@ def main() -> int:
         os.environ["VASTDICT_BENCH_RESULTS"] = str(Path(args.results_dir).resolve())
     stores = args.stores.split(",") if args.stores else None
     started = time.time()
+    done: set[tuple[str, ...]] = set()
     for n in (int(s) for s in args.sizes.split(",")):
         for cmd in commands(n, args.rounds, only, stores):
+            if tuple(cmd) in done:
+                continue
+            done.add(tuple(cmd))
             print(f"$ {' '.join(Path(c).name if c.endswith('.py') else c for c in cmd[1:])}")
             sys.stdout.flush()
             # The scripts import each other from benches/.
