@@ -145,6 +145,16 @@ def test_empty_arrays_and_scalars():
     assert m.values().tolist() == [0.5, 0.5, 0.5]
 
 
+def test_a_list_mixing_numpy_and_python_integers_is_read_as_integers():
+    # NumPy promotes [np.uint64(x), 5] to float64, which would lose keys
+    # above 2**53; such a list is read element by element instead.
+    big = np.uint64(2**60 + 1)
+    m = vastdict.IntMap("uint32")
+    m.put_many([big, 5], [1, 2])
+    assert m.get_many([big, 5, 6]).tolist() == [1, 2, 0]
+    assert big in m and m[big] == 1
+
+
 def test_clear_errors_for_bad_input():
     m = vastdict.IntMap("uint32")
     with pytest.raises(ValueError, match="differ in length"):
@@ -161,6 +171,8 @@ def test_clear_errors_for_bad_input():
         m.put_many(np.array([1.5]), [1])
     with pytest.raises(TypeError, match="integer array"):
         m.put_many([1], np.array([1.5]))
+    with pytest.raises(ValueError, match="must be integers"):
+        m.put_many([1.5, 2], [1, 2])  # not truncated to 1
     with pytest.raises(TypeError):
         m["x"]
     with pytest.raises(KeyError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -22,9 +23,11 @@ _MAX_KEY = 2**64 - 1
 def as_keys(keys: Any) -> np.ndarray:
     """``keys`` as a contiguous uint64 array, or a clear error."""
     arr = np.asarray(keys)
-    if arr.dtype == object:
+    # A list mixing NumPy uint64 scalars with Python ints promotes to
+    # float64 (or object); read such a list as integers again.
+    if arr.dtype == object or (arr.dtype.kind == "f" and not isinstance(keys, np.ndarray)):
         try:
-            arr = np.array(keys, dtype=np.uint64)
+            arr = np.array([operator.index(k) for k in keys], dtype=np.uint64)
         except (OverflowError, TypeError, ValueError):
             raise ValueError(
                 f"keys must be integers in [0, {_MAX_KEY}] (uint64); got {_sample(keys)}"
