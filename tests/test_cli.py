@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -141,3 +143,50 @@ def test_bench_outside_a_source_tree_says_where_the_suite_is(tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "clone of the repository" in r.stderr and r.stderr.count("\n") == 1
     assert run("bench", "--n", "many").returncode == 2
+
+
+def test_ctrl_c_stops_a_build_with_one_line_and_leaves_nothing(tmp_path):
+    src = tmp_path / "big.tsv"
+    with open(src, "wb") as out:
+        block = b"".join(b"key%09d\t%s\n" % (i, b"v" * 60) for i in range(100_000))
+        for _ in range(40):
+            out.write(block)
+    out = str(tmp_path / "out.vdf")
+    p = subprocess.Popen(
+        [sys.executable, "-m", "vastdict", "build", str(src), out, "--memory-budget", "8MiB"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)  # started, and spilling partitions
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 1, err
+    assert err == "vastdict: interrupted\n"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["big.tsv"]
+
+
+def test_a_corrupt_store_is_one_line_naming_the_damage(tmp_path):
+    out = tmp_path / "f.vdf"
+    src = tmp_path / "in.tsv"
+    src.write_text("".join(f"k{i}\tv{i}\n" for i in range(5000)))
+    assert run("build", str(src), str(out), "--quiet").returncode == 0
+    data = bytearray(out.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    out.write_bytes(bytes(data))
+    for args in (("verify", str(out)), ("export", str(out), str(tmp_path / "o.jsonl"))):
+        r = run(*args)
+        assert r.returncode == 1, args
+        assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+        assert "f.vdf: corrupt at byte" in r.stderr
+    assert not (tmp_path / "o.jsonl").exists()
+    r = run("--debug", "verify", str(out))
+    assert "Traceback" in r.stderr and "CorruptionError" in r.stderr
+
+
+def test_a_missing_store_says_so(tmp_path):
+    for cmd in ("get", "stats", "verify", "delete", "compact", "export"):
+        extra = {"get": ["k"], "delete": ["k"], "export": [str(tmp_path / "o.tsv")]}
+        r = run(cmd, str(tmp_path / "nope.vd"), *extra.get(cmd, []))
+        assert r.returncode == 1, (cmd, r.stderr)
+        assert "nope.vd" in r.stderr and "Traceback" not in r.stderr, cmd

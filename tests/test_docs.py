@@ -2,7 +2,11 @@
 
 import doctest
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import vastdict
 import vastdict._anchors
@@ -96,3 +100,35 @@ def test_readme_lsh_example_runs(tmp_path, monkeypatch):
     assert namespace["index"].query(namespace["sigs"][0]).tolist() == [0, 1]
     assert namespace["clusters"].tolist() == [0, 0, 2]
     assert len(vastdict.lsh.LSHIndex.open(tmp_path / "docs.lsh")) == 3
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+GUIDES = sorted(p for p in DOCS.glob("*.md") if "```python" in p.read_text())
+
+
+@pytest.mark.parametrize("guide", GUIDES, ids=[p.stem for p in GUIDES])
+def test_guide_examples_run_top_to_bottom(guide, tmp_path):
+    # A guide's Python blocks form one script, run as a user would run it
+    # (a real __main__, so multiprocessing examples work), in an empty
+    # directory: every input a guide reads, it writes itself.
+    blocks = re.findall(r"```python\n(.*?)```", guide.read_text(), re.S)
+    script = tmp_path / "guide.py"
+    script.write_text("\n".join(blocks))
+    r = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 0, f"{guide.name}:\n{r.stderr[-3000:]}"
+
+
+def test_every_guide_with_examples_is_run():
+    names = {p.name for p in GUIDES}
+    want = {"bulk-builds.md", "migrating.md", "near-duplicates.md", "sharing.md", "typed-maps.md"}
+    assert want <= names
+
+
+def test_api_reference_matches_the_code():
+    script = Path(__file__).resolve().parent.parent / "scripts" / "api_reference.py"
+    r = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr

@@ -115,15 +115,18 @@ class IntMap:
 
     @property
     def value_dtype(self) -> np.dtype:
+        """The NumPy dtype of the values."""
         return self._dtype
 
     @property
     def path(self) -> str | None:
+        """The file this map was opened from or last saved to (None if never)."""
         p = self._m.path
         return None if p is None else os.fspath(p)
 
     @property
     def writable(self) -> bool:
+        """False for a map opened read-only (``mode="r"``)."""
         return self._m.writable
 
     # --- batch calls ---------------------------------------------------------
@@ -168,9 +171,11 @@ class IntMap:
         self.put_many(k, v)
 
     def keys(self) -> np.ndarray:
+        """Every key, as a uint64 array (in the map's order, as :meth:`items`)."""
         return self.items()[0]
 
     def values(self) -> np.ndarray:
+        """Every value, in the order of :meth:`keys`."""
         return self.items()[1]
 
     def items(self) -> tuple[np.ndarray, np.ndarray]:
@@ -198,6 +203,7 @@ class IntMap:
         return v
 
     def get(self, key: Any, default: Any = None) -> Any:
+        """``self[key]`` if present, else ``default``."""
         try:
             return self[key]
         except KeyError:
@@ -243,6 +249,7 @@ class IntMap:
         return self._m.verify()
 
     def close(self) -> None:
+        """Release the map's memory and file; later calls raise ``ClosedError``."""
         self._m.close()
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -66,6 +66,7 @@ class IntMultiMap:
 
     @property
     def value_dtype(self) -> np.dtype:
+        """The NumPy dtype of the values."""
         return self._dtype
 
     @property
@@ -75,11 +76,13 @@ class IntMultiMap:
 
     @property
     def path(self) -> str | None:
+        """The file this map was opened from or last saved to (None if never)."""
         p = self._m.path
         return None if p is None else os.fspath(p)
 
     @property
     def writable(self) -> bool:
+        """False for a multimap opened read-only (``mode="r"``)."""
         return self._m.writable
 
     @property
@@ -203,6 +206,7 @@ class IntMultiMap:
         return self._m.verify()
 
     def close(self) -> None:
+        """Release the multimap's memory and file; later calls raise ``ClosedError``."""
         self._m.close()
 
     def __enter__(self) -> IntMultiMap:

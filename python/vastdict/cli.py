@@ -109,9 +109,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise vastdict.InvalidError(
             f"{args.out}: name it .tsv, .jsonl or .parquet, or pass --format"
         )
+    from ._vastdict import NativeProgress
+
     s = vastdict.open(args.store, "r")
     tmp = f"{args.out}.tmp-{os.getpid()}"
     n = 0
+    bar = NativeProgress(len(s), "pairs", not args.quiet)
     try:
         if fmt == "parquet":
             import pyarrow as pa
@@ -120,6 +123,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             keys, values = [], []
             for k, v in s.items():
                 n += 1
+                if n % 65536 == 0:
+                    bar.inc(65536)
                 keys.append(k)
                 values.append(v if not isinstance(v, dict | list) else json.dumps(v))
             pq.write_table(pa.table({"key": keys, "value": values}), tmp)
@@ -127,6 +132,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             with open(tmp, "w", encoding="utf-8") as f:
                 for k, v in s.items():
                     n += 1
+                    if n % 65536 == 0:
+                        bar.inc(65536)
                     k, v = _to_text(k), _to_text(v)
                     if fmt == "jsonl":
                         f.write(json.dumps({"key": k, "value": v}) + "\n")
@@ -139,10 +146,12 @@ def cmd_export(args: argparse.Namespace) -> int:
                     f.write(f"{k}\t{v}\n")
         os.replace(tmp, args.out)
     finally:
+        bar.finish()
         s.close()
         if os.path.exists(tmp):
             os.remove(tmp)
-    print(f"{args.out}: {n:,} pairs")
+    if not args.quiet:
+        print(f"{args.out}: {n:,} pairs")
     return 0
 
 
@@ -306,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     export = command("export", cmd_export, "write every pair to a TSV, JSONL or Parquet file")
     export.add_argument("out", help="file to write: .tsv, .jsonl or .parquet")
     export.add_argument("--format", choices=["tsv", "jsonl", "parquet"])
+    export.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     bench = command(
         "bench",
         cmd_bench,
@@ -349,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("vastdict: interrupted", file=sys.stderr)
         return 1
     except vastdict.Error as e:
         if args.debug:

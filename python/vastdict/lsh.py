@@ -261,6 +261,7 @@ class LSHIndex:
         return self._x.remove_many(_u64(ids, "ids"))
 
     def contains_many(self, ids: Any) -> np.ndarray:
+        """Whether each id is in the index, as a bool array."""
         return np.frombuffer(self._x.contains_many(_u64(ids, "ids")), dtype=np.bool_)
 
     def __contains__(self, id: int) -> bool:
@@ -287,6 +288,7 @@ class LSHIndex:
         return self._x.stats()
 
     def close(self) -> None:
+        """Release the index's memory and files; later calls raise ``ClosedError``."""
         self._x.close()
 
     def __enter__(self) -> LSHIndex:
@@ -448,6 +450,8 @@ class MinHashLSH:
         return values.astype(np.uint32).reshape(1, -1)
 
     def insert(self, key: Hashable, minhash: Any, check_duplication: bool = True) -> None:
+        """Index ``minhash`` (a datasketch MinHash, or ``num_perm`` values)
+        under ``key``; ``ValueError`` if the key is there already."""
         if check_duplication and key in self._ids:
             raise ValueError("The given key already exists")
         slot = len(self._keys)
@@ -456,10 +460,12 @@ class MinHashLSH:
         self._index.insert_many([slot], self._sig(minhash))
 
     def query(self, minhash: Any) -> list[Hashable]:
+        """Keys sharing a band with ``minhash`` (raw candidates, as datasketch)."""
         found = self._index.query(self._sig(minhash), verify=False)
         return [self._keys[i] for i in found.tolist() if self._keys[i] is not None]
 
     def remove(self, key: Hashable) -> None:
+        """Drop ``key``; ``ValueError`` if it is not there."""
         if key not in self._ids:
             raise ValueError("The given key does not exist")
         slot = self._ids.pop(key)
@@ -470,6 +476,7 @@ class MinHashLSH:
         return key in self._ids
 
     def is_empty(self) -> bool:
+        """True when no key is indexed."""
         return not self._ids
 
     def __len__(self) -> int:

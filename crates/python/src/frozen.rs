@@ -59,26 +59,31 @@ impl NativeFrozen {
         })
     }
 
+    /// The file's path.
     #[getter]
     fn path(&self) -> PathBuf {
         self.path.clone()
     }
 
+    /// Whether `close()` was called (every other call then raises `ClosedError`).
     #[getter]
     fn closed(&self) -> bool {
         self.inner.read().is_none()
     }
 
+    /// Always false: a frozen store is read-only.
     #[getter]
     fn writable(&self) -> bool {
         false
     }
 
+    /// The keys codec recorded at build time.
     #[getter]
     fn key_codec(&self) -> &'static str {
         self.key_codec.name()
     }
 
+    /// The values codec recorded at build time.
     #[getter]
     fn value_codec(&self) -> &'static str {
         self.value_codec.name()

@@ -178,21 +178,25 @@ impl NativeStore {
         self.path.clone()
     }
 
+    /// The keys codec recorded at creation ("bytes", "str", "int", "pickle" or "json").
     #[getter]
     fn key_codec(&self) -> &'static str {
         self.key_codec.name()
     }
 
+    /// The values codec recorded at creation.
     #[getter]
     fn value_codec(&self) -> &'static str {
         self.value_codec.name()
     }
 
+    /// Whether this handle may write (opened with "w", "c" or "n").
     #[getter]
     fn writable(&self) -> bool {
         self.writable
     }
 
+    /// Whether `close()` was called (every other call then raises `ClosedError`).
     #[getter]
     fn closed(&self) -> bool {
         self.inner.read().is_none()
@@ -211,6 +215,7 @@ impl NativeStore {
         }
     }
 
+    /// `self[key]` if present, else `default`.
     #[pyo3(signature = (key, default=None))]
     fn get<'py>(
         &self,
@@ -392,6 +397,8 @@ impl NativeStore {
         }
     }
 
+    /// Figures about the store: entries, bytes on disk, index bytes,
+    /// garbage bytes (reclaimed by `compact()`), resident bytes and more.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let mut g = self.write(py)?;
         let st = store_mut!(g).stats().py_err(py)?;
@@ -408,6 +415,9 @@ impl NativeStore {
         Ok(d)
     }
 
+    /// Read every committed record and index block and check their
+    /// checksums; returns what was checked, raises `CorruptionError` at the
+    /// first damage (naming file and offset).
     fn verify<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let g = self.read(py)?;
         let s = store!(g);
