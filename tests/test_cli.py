@@ -158,7 +158,11 @@ def test_ctrl_c_stops_a_build_with_one_line_and_leaves_nothing(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)  # started, and spilling partitions
+    # Interrupt once the build has written something (its temporary files).
+    deadline = time.monotonic() + 30
+    while len(list(tmp_path.iterdir())) == 1 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert p.poll() is None, "the build ended before it could be interrupted"
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 1, err

@@ -210,6 +210,58 @@ def test_parquet_and_arrow(tmp_path):
     assert dict(g.items()) == {"a": 1, "b": 2, "c": 3}
 
 
+def test_arrow_columns_are_read_in_place_for_every_layout(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    n = 70_000  # more than one record batch of a Parquet file written in row groups
+    keys = [f"key{i}" for i in range(n)]
+    t = pa.table(
+        {
+            "s": pa.array(keys, pa.string()),
+            "ls": pa.array(keys, pa.large_string()),
+            "b": pa.array([k.encode() for k in keys], pa.binary()),
+            "u32": pa.array(range(n), pa.uint32()),
+            "i8": pa.array([i % 100 - 50 for i in range(n)], pa.int8()),
+        }
+    )
+    pq.write_table(t, tmp_path / "t.parquet", row_group_size=10_000)
+    for i, (kc, vc, kw) in enumerate(
+        [
+            ("str", "int", {"key_column": "s", "value_column": "u32"}),
+            ("bytes", "str", {"key_column": "b", "value_column": "ls"}),
+            ("int", "bytes", {"key_column": "i8", "value_column": "b"}),
+        ]
+    ):
+        for source in (t, t.slice(5, 1000), tmp_path / "t.parquet"):
+            f, summary = frozen(tmp_path, source, name=f"{i}.vdf", keys=kc, values=vc, **kw)
+            rows = t.slice(5, 1000) if isinstance(source, pa.Table) and len(source) < n else t
+            col_k, col_v = rows.column(kw["key_column"]), rows.column(kw["value_column"])
+            want = dict(zip(col_k.to_pylist(), col_v.to_pylist(), strict=True))
+            if kc == "bytes" and isinstance(next(iter(want)), str):
+                want = {k.encode(): v for k, v in want.items()}
+            if vc == "bytes":
+                want = {k: v if isinstance(v, bytes) else v.encode() for k, v in want.items()}
+            assert summary["received"] == len(rows)
+            assert dict(f.items()) == want, (kc, vc, type(source))
+            f.close()
+            (tmp_path / f"{i}.vdf").unlink()
+
+
+def test_bad_arrow_columns_say_which_row_and_why(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    cases = [
+        (pa.table({"k": ["a", None], "v": ["1", "2"]}), "str", vastdict.InputError, "row 1"),
+        (pa.table({"k": [1.5], "v": ["1"]}), "int", TypeError, "integer key column"),
+        (pa.table({"k": [b"ok", b"\xff"], "v": ["1", "2"]}), "str", ValueError, "row 1"),
+        (pa.table({"k": pa.array([2**64 - 1], pa.uint64()), "v": ["1"]}), "int", ValueError, "64"),
+        (pa.table({"k": [1, 2], "v": ["1", "2"]}), "str", TypeError, "string or binary"),
+    ]
+    for table, keys, exc, words in cases:
+        with pytest.raises(exc, match=words):
+            vastdict.build(tmp_path / "bad.vdf", table, keys=keys, values="str", progress=False)
+        assert leftovers(tmp_path) == []
+
+
 @pytest.mark.parametrize(
     ("name", "text", "kw", "line", "reason"),
     [

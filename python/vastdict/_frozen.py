@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from ._errors import InputError
 from ._scanned import Scanned
 from ._size import parse_size
 from ._vastdict import NativeFrozen, build_file, build_pairs
@@ -178,6 +179,71 @@ def _arrow_pairs(batches: Iterable[Any], key_column: Any, value_column: Any) -> 
         yield from zip(batch.column(k).to_pylist(), batch.column(v).to_pylist(), strict=True)
 
 
+# Codecs whose items the engine reads straight from Arrow's buffers.
+_COLUMNAR = ("bytes", "str", "int")
+
+
+def _arrow_buffers(col: Any, codec: str, what: str, row0: int) -> tuple[Any, Any]:
+    """A column of a record batch as the engine reads it: ``(offsets,
+    data)`` of its bytes, or ``(None, int64 values)``."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if col.null_count:
+        first = pc.index(col.is_null(), True).as_py()
+        raise InputError(
+            f"row {row0 + first}: the {what} is null; drop or fill nulls before building"
+        )
+    t = col.type
+    if codec == "int":
+        if not pa.types.is_integer(t):
+            raise TypeError(f'{what}s="int" needs an integer {what} column, not {t}')
+        try:
+            col = col.cast(pa.int64())
+        except pa.ArrowInvalid as e:
+            raise ValueError(f'a {what} does not fit the "int" codec\'s 64 bits: {e}') from None
+        return None, np.frombuffer(col.buffers()[1], dtype=np.int64)[
+            col.offset : col.offset + len(col)
+        ]
+    kinds = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary)
+    if not any(k(t) for k in (*kinds, pa.types.is_large_binary)):
+        raise TypeError(f'{what}s="{codec}" needs a string or binary {what} column, not {t}')
+    col = col.cast(pa.large_binary())
+    _, offsets, data = col.buffers()
+    offs = np.frombuffer(offsets, dtype=np.int64)[col.offset : col.offset + len(col) + 1]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.empty(0, np.uint8)
+    return np.ascontiguousarray(offs), raw
+
+
+def _arrow_chunks(
+    batches: Iterable[Any], key_column: Any, value_column: Any, keys: str, values: str
+) -> Iterator[tuple[Any, Any, Any, Any]]:
+    row0 = 0
+    for batch in batches:
+        names = batch.schema.names
+        k = batch.column(_arrow_column(names, key_column, 0))
+        v = batch.column(_arrow_column(names, value_column, 1))
+        yield (*_arrow_buffers(k, keys, "key", row0), *_arrow_buffers(v, values, "value", row0))
+        row0 += batch.num_rows
+
+
+def _build_batches(
+    target: str,
+    batches: Iterable[Any],
+    total: int | None,
+    key_column: Any,
+    value_column: Any,
+    common: tuple,
+) -> dict[str, Any]:
+    keys, values = common[0], common[1]
+    if keys in _COLUMNAR and values in _COLUMNAR:
+        chunks = _arrow_chunks(batches, key_column, value_column, keys, values)
+        return build_pairs(target, chunks, *common, total, columns=True)
+    # json and pickle values are Python objects by nature.
+    return build_pairs(target, _arrow_pairs(batches, key_column, value_column), *common, total)
+
+
 def _build_arrow(
     target: str, source: Any, key_column: Any, value_column: Any, common: tuple
 ) -> dict[str, Any]:
@@ -185,7 +251,7 @@ def _build_arrow(
         batches, total = source.to_batches(), source.num_rows
     else:
         batches, total = source, None
-    return build_pairs(target, _arrow_pairs(batches, key_column, value_column), *common, total)
+    return _build_batches(target, batches, total, key_column, value_column, common)
 
 
 def _build_parquet(
@@ -196,9 +262,7 @@ def _build_parquet(
     except ImportError:
         raise ImportError("reading Parquet needs pyarrow: pip install pyarrow") from None
     f = pq.ParquetFile(src)
-    return build_pairs(
-        target,
-        _arrow_pairs(f.iter_batches(), key_column, value_column),
-        *common,
-        f.metadata.num_rows,
+    # pyarrow decodes the file batch by batch; the engine reads the rows.
+    return _build_batches(
+        target, f.iter_batches(), f.metadata.num_rows, key_column, value_column, common
     )

@@ -81,7 +81,7 @@ class NativeFrozen:
 
 def build_pairs(
     path: str,
-    pairs: Iterable[Any],
+    items: Iterable[Any],
     keys: str,
     values: str,
     memory_budget: int,
@@ -89,6 +89,7 @@ def build_pairs(
     threads: int | None,
     progress: bool,
     total: int | None,
+    columns: bool = False,
 ) -> dict[str, Any]: ...
 def build_file(
     path: str,

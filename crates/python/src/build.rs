@@ -8,6 +8,7 @@
 use crate::codec::Codec;
 use crate::errors::IntoPyResult;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::path::PathBuf;
@@ -139,14 +140,95 @@ fn summary<'py>(
     Ok(d)
 }
 
-/// Build a frozen file at `path` from an iterable of (key, value) pairs.
+/// Pairs from Python, encoded into batches of about 1 MiB that go to the
+/// builder with the GIL released; the builder checks each pair's size.
+struct Feeder {
+    builder: Builder,
+    opts: BuildOptions,
+    pool: rayon::ThreadPool,
+    pb: ProgressBar,
+    batch: Vec<u8>,
+    in_batch: u64,
+    received: u64,
+    start: Instant,
+}
+
+impl Feeder {
+    #[allow(clippy::too_many_arguments)] // mirrors vastdict.build()'s keywords
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        kc: Codec,
+        vc: Codec,
+        memory_budget: u64,
+        on_duplicate: &str,
+        threads: Option<usize>,
+        progress: bool,
+        total: Option<u64>,
+    ) -> PyResult<Self> {
+        let opts = options(kc, vc, memory_budget, on_duplicate)?;
+        let pool = pool(threads)?;
+        let start = Instant::now();
+        let builder = py.detach(|| Builder::new(&path, opts.clone())).py_err(py)?;
+        Ok(Feeder {
+            builder,
+            opts,
+            pool,
+            pb: bar(progress, total, "pairs"),
+            batch: Vec::new(),
+            in_batch: 0,
+            received: 0,
+            start,
+        })
+    }
+
+    fn push(&mut self, py: Python<'_>, key: &[u8], value: &[u8]) -> PyResult<()> {
+        vastdict_core::frozen::encode_pair(&mut self.batch, key, value);
+        self.in_batch += 1;
+        if self.batch.len() >= 1 << 20 {
+            let (b, pool) = (&mut self.builder, &self.pool);
+            let (full, n) = (std::mem::take(&mut self.batch), self.in_batch);
+            py.detach(|| pool.install(|| b.add_encoded(full, n)))
+                .py_err(py)?;
+            self.received += n;
+            self.in_batch = 0;
+            self.pb.set_position(self.received);
+        }
+        Ok(())
+    }
+
+    fn finish(self, py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+        let Feeder {
+            mut builder,
+            opts,
+            pool,
+            pb,
+            batch,
+            in_batch,
+            received,
+            start,
+        } = self;
+        let received = received + in_batch;
+        let position = AtomicU64::new(received);
+        let header = run_watched(py, &pool, &opts, &pb, &position, move || {
+            builder.add_encoded(batch, in_batch)?;
+            builder.finish()
+        })?;
+        pb.finish_and_clear();
+        summary(py, &header, received, 0, start.elapsed().as_secs_f64())
+    }
+}
+
+/// Build a frozen file at `path` from an iterable of (key, value) pairs,
+/// or with `columns` from chunks of two columns in Arrow's layout (see
+/// [`feed_columns`]).
 #[pyfunction]
-#[pyo3(signature = (path, pairs, keys, values, memory_budget, on_duplicate, threads, progress, total))]
+#[pyo3(signature = (path, items, keys, values, memory_budget, on_duplicate, threads, progress, total, columns=false))]
 #[allow(clippy::too_many_arguments)] // mirrors vastdict.build()'s keywords
 pub fn build_pairs<'py>(
     py: Python<'py>,
     path: PathBuf,
-    pairs: &Bound<'py, PyAny>,
+    items: &Bound<'py, PyAny>,
     keys: &str,
     values: &str,
     memory_budget: u64,
@@ -154,16 +236,35 @@ pub fn build_pairs<'py>(
     threads: Option<usize>,
     progress: bool,
     total: Option<u64>,
+    columns: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let (kc, vc) = (Codec::parse(keys)?, Codec::parse(values)?);
-    let opts = options(kc, vc, memory_budget, on_duplicate)?;
-    let pool = pool(threads)?;
-    let start = Instant::now();
-    let mut builder = py.detach(|| Builder::new(&path, opts.clone())).py_err(py)?;
-    let pb = bar(progress, total, "pairs");
-    let mut batch = Vec::new();
-    let mut in_batch = 0u64;
-    let mut received = 0u64;
+    let mut feeder = Feeder::new(
+        py,
+        path,
+        kc,
+        vc,
+        memory_budget,
+        on_duplicate,
+        threads,
+        progress,
+        total,
+    )?;
+    if columns {
+        feed_columns(py, &mut feeder, items, kc, vc)?;
+    } else {
+        feed_pairs(py, &mut feeder, items, kc, vc)?;
+    }
+    feeder.finish(py)
+}
+
+fn feed_pairs<'py>(
+    py: Python<'py>,
+    feeder: &mut Feeder,
+    pairs: &Bound<'py, PyAny>,
+    kc: Codec,
+    vc: Codec,
+) -> PyResult<()> {
     for item in pairs.try_iter()? {
         let item = item?;
         let (k, v): (Bound<'py, PyAny>, Bound<'py, PyAny>) = item.extract().map_err(|_| {
@@ -175,28 +276,126 @@ pub fn build_pairs<'py>(
                     .unwrap_or_default()
             ))
         })?;
-        // Oversized items are refused by the builder when the batch goes in.
-        let (k, v) = (kc.encode(&k, "key")?, vc.encode(&v, "value")?);
-        vastdict_core::frozen::encode_pair(&mut batch, &k, &v);
-        in_batch += 1;
-        if batch.len() >= 1 << 20 {
-            let b = &mut builder;
-            let full = std::mem::take(&mut batch);
-            py.detach(|| pool.install(|| b.add_encoded(full, in_batch)))
-                .py_err(py)?;
-            received += in_batch;
-            pb.set_position(received);
-            in_batch = 0;
+        feeder.push(py, &kc.encode(&k, "key")?, &vc.encode(&v, "value")?)?;
+    }
+    Ok(())
+}
+
+/// One column of a chunk of rows as Arrow lays it out: variable-length
+/// items cut from `data` at int64 `offsets`, or fixed int64 numbers.
+enum Cells<'a> {
+    Bytes(&'a [i64], &'a [u8]),
+    Ints(&'a [i64]),
+}
+
+impl Cells<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Cells::Bytes(off, _) => off.len().saturating_sub(1),
+            Cells::Ints(v) => v.len(),
         }
     }
-    received += in_batch;
-    let position = AtomicU64::new(received);
-    let header = run_watched(py, &pool, &opts, &pb, &position, move || {
-        builder.add_encoded(batch, in_batch)?;
-        builder.finish()
-    })?;
-    pb.finish_and_clear();
-    summary(py, &header, received, 0, start.elapsed().as_secs_f64())
+
+    /// Item `i`: its bytes, or an int's 8 little-endian bytes in `scratch`.
+    fn get<'s>(&'s self, i: usize, scratch: &'s mut [u8; 8], what: &str) -> PyResult<&'s [u8]> {
+        match self {
+            Cells::Bytes(off, data) => {
+                let (s, e) = (off[i], off[i + 1]);
+                usize::try_from(s)
+                    .ok()
+                    .zip(usize::try_from(e).ok())
+                    .and_then(|(s, e)| data.get(s..e))
+                    .ok_or_else(|| {
+                        pyo3::exceptions::PyValueError::new_err(format!(
+                            "{what} offsets out of range at row {i}"
+                        ))
+                    })
+            }
+            Cells::Ints(v) => {
+                *scratch = v[i].to_le_bytes();
+                Ok(&scratch[..])
+            }
+        }
+    }
+}
+
+/// A column handed over by the Python layer: `(offsets, data)`, with
+/// offsets `None` for an int64 column.
+enum ColumnBuffers {
+    Bytes(PyBuffer<i64>, PyBuffer<u8>),
+    Ints(PyBuffer<i64>),
+}
+
+impl ColumnBuffers {
+    fn extract(offsets: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>, what: &str) -> PyResult<Self> {
+        use crate::intmap::buffer;
+        Ok(if offsets.is_none() {
+            ColumnBuffers::Ints(buffer::<i64>(data, what, "int64")?)
+        } else {
+            ColumnBuffers::Bytes(
+                buffer::<i64>(offsets, what, "int64")?,
+                buffer::<u8>(data, what, "bytes")?,
+            )
+        })
+    }
+
+    fn cells(&self, what: &str) -> PyResult<Cells<'_>> {
+        use crate::intmap::slice;
+        Ok(match self {
+            ColumnBuffers::Bytes(o, d) => Cells::Bytes(slice(o, what)?, slice(d, what)?),
+            ColumnBuffers::Ints(v) => Cells::Ints(slice(v, what)?),
+        })
+    }
+}
+
+/// Feed chunks of two columns in Arrow's layout, `(key_offsets, key_data,
+/// value_offsets, value_data)` per chunk (offsets `None` for int64
+/// columns): the rows are read here, not as Python objects. `str` items
+/// are checked to be UTF-8.
+fn feed_columns<'py>(
+    py: Python<'py>,
+    feeder: &mut Feeder,
+    chunks: &Bound<'py, PyAny>,
+    kc: Codec,
+    vc: Codec,
+) -> PyResult<()> {
+    let mut row0 = 0usize;
+    for chunk in chunks.try_iter()? {
+        let chunk = chunk?;
+        let (ko, kd, vo, vd): (
+            Bound<'py, PyAny>,
+            Bound<'py, PyAny>,
+            Bound<'py, PyAny>,
+            Bound<'py, PyAny>,
+        ) = chunk.extract()?;
+        let kb = ColumnBuffers::extract(&ko, &kd, "key column")?;
+        let vb = ColumnBuffers::extract(&vo, &vd, "value column")?;
+        let (kcells, vcells) = (kb.cells("key column")?, vb.cells("value column")?);
+        if kcells.len() != vcells.len() {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "a chunk has {} keys and {} values",
+                kcells.len(),
+                vcells.len()
+            )));
+        }
+        for i in 0..kcells.len() {
+            let (mut ks, mut vs) = ([0u8; 8], [0u8; 8]);
+            let k = kcells.get(i, &mut ks, "key")?;
+            let v = vcells.get(i, &mut vs, "value")?;
+            for (item, codec, what) in [(k, kc, "key"), (v, vc, "value")] {
+                if matches!(codec, Codec::Str) && std::str::from_utf8(item).is_err() {
+                    return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                        "the {what} of row {} is not UTF-8 text; use {what}s=\"bytes\"",
+                        row0 + i
+                    )));
+                }
+            }
+            feeder.push(py, k, v)?;
+        }
+        row0 += kcells.len();
+        py.check_signals()?;
+    }
+    Ok(())
 }
 
 fn column(obj: &Bound<'_, PyAny>) -> PyResult<Column> {
