@@ -190,9 +190,11 @@ def main() -> None:
     if suite.exists():
         run = json.loads(suite.read_text())
         out += [
-            f"Regenerate every table here and the charts: `{run['command']}` (last run finished",
-            f"{run['finished']}, {run['minutes']:.0f} minutes). The 100M and 1B sections need",
-            "larger sizes (`--sizes 100000000`; the 1B runs are the cargo commands they name).",
+            "One command regenerates the tables at 1M and 10M pairs, the LSH tables and the",
+            f"charts: `{run['command']}` (last run finished {run['finished']},",
+            f"{run['minutes']:.0f} minutes). Sections at 100M pairs come from the same suite with",
+            "`--sizes 100000000` (hours; vastdict alone where the anchors' Python lists would not",
+            "fit in RAM) and the 1B sections from the cargo commands they name.",
             "",
         ]
     frozen = sorted(
