@@ -24,6 +24,7 @@ from store_bench import (
     Phase,
     child,
     load,
+    load_keys,
     machine,
     make_data,
     query_keys,
@@ -115,7 +116,7 @@ def run_child(kind: str, data: Path, work: Path) -> dict:
     target = work / "store"
     obj = build(kind, data, target, out)
     get, get_or_none = getters(kind, obj)
-    keys, _ = load(data)
+    keys = load_keys(data)
     out["n"] = len(keys)
     queries = query_keys(keys)
     misses = miss_keys(queries)

@@ -71,6 +71,13 @@ def load(path: Path) -> tuple[list[bytes], list[bytes]]:
     return keys, values
 
 
+def load_keys(path: Path) -> list[bytes]:
+    """The keys alone (at 100M pairs the values would take 7 GB that the
+    page cache needs for the store being measured)."""
+    with open(path, "rb") as f:
+        return [line.partition(b"\t")[0] for line in f]
+
+
 def query_keys(keys: list[bytes], seed: int = 7) -> list[bytes]:
     """Random existing keys as fresh objects, as a batch read from input would be."""
     rng = random.Random(seed)
