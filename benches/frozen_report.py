@@ -154,7 +154,10 @@ def sections(data: dict) -> list[str]:
         "same keys with their last byte changed. 2 and 4 procs: forked after the build, each",
         "opening the store itself (a dict is inherited through the fork) and running the same",
         "300k-get loop; their combined rate against one process alone, and the private memory",
-        "(Private_Dirty) each added while reading.",
+        "(Private_Dirty) each added while reading. After its build each store's files are read",
+        "once, so every store is read with its pages in the page cache (files of runs before",
+        "this step was added were read right after being written, which left them cached too",
+        "at these sizes).",
         "",
         "| store | build, pairs/s | build peak RSS | random get loop | misses loop |"
         " batch get | 2 procs | 4 procs | private per reader | disk B/pair |",
