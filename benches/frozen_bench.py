@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 from pathlib import Path
@@ -109,10 +110,14 @@ def parallel_loop(kind: str, shared, target: Path, keys, procs: int) -> tuple[fl
     return forked_reads(make_get, keys, procs)
 
 
-def warm(work: Path) -> None:
-    """Read the store's files once, so every store is measured with its
-    pages in the cache (at 100M pairs the build's input and spill files
-    would otherwise have pushed part of the result out)."""
+def warm(work: Path, drop: Path) -> None:
+    """Drop the input file from the page cache and read the store's files
+    once, so every store is measured with its pages cached (at 100M pairs
+    the input and the build's spill files would otherwise have pushed part
+    of the result out)."""
+    fd = os.open(drop, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
     for f in sorted(p for p in work.rglob("*") if p.is_file()):
         with open(f, "rb") as fh:
             while fh.read(1 << 24):
@@ -125,13 +130,13 @@ def run_child(kind: str, data: Path, work: Path) -> dict:
     work.mkdir(parents=True)
     target = work / "store"
     obj = build(kind, data, target, out)
-    warm(work)
     get, get_or_none = getters(kind, obj)
     keys = load_keys(data)
     out["n"] = len(keys)
     queries = query_keys(keys)
     misses = miss_keys(queries)
     del keys
+    warm(work, drop=data)
     for k in queries[:1000]:  # warm-up
         get(k)
     out["queries"] = len(queries)

@@ -89,7 +89,7 @@ def sections(data: dict) -> list[str]:
     v, d = s.get("vastdict"), s.get("dict")
     lines: list[str] = []
     # The issue's bars are stated for its 10M-pair dataset.
-    if v and n >= 10_000_000:
+    if v and n == 10_000_000:
         table = BarTable("Bars of the frozen-store issue")
         row = table.row
 
