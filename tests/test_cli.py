@@ -145,12 +145,8 @@ def test_bench_outside_a_source_tree_says_where_the_suite_is(tmp_path):
     assert run("bench", "--n", "many").returncode == 2
 
 
-def test_ctrl_c_stops_a_build_with_one_line_and_leaves_nothing(tmp_path):
-    src = tmp_path / "big.tsv"
-    with open(src, "wb") as out:
-        block = b"".join(b"key%09d\t%s\n" % (i, b"v" * 60) for i in range(100_000))
-        for _ in range(40):
-            out.write(block)
+def test_ctrl_c_stops_a_build_with_one_line_and_leaves_nothing(tmp_path, big_tsv):
+    src = big_tsv(40)
     out = str(tmp_path / "out.vdf")
     p = subprocess.Popen(
         [sys.executable, "-m", "vastdict", "build", str(src), out, "--memory-budget", "8MiB"],

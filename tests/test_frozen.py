@@ -389,12 +389,8 @@ vastdict.build(sys.argv[1], sys.argv[2], memory_budget="8MiB", progress=False)
 """
 
 
-def test_ctrl_c_during_a_file_build(tmp_path):
-    src = tmp_path / "big.tsv"
-    with open(src, "wb") as out:
-        line = b"".join(b"key%09d\t%s\n" % (i, b"v" * 60) for i in range(100_000))
-        for _ in range(30):
-            out.write(line)
+def test_ctrl_c_during_a_file_build(tmp_path, big_tsv):
+    src = big_tsv(30)
     p = subprocess.Popen(
         [sys.executable, "-c", INTERRUPTED_FILE, str(tmp_path / "out.vdf"), str(src)],
         stdout=subprocess.PIPE,
