@@ -30,6 +30,15 @@ def test_build_get_stats_verify(tmp_path):
     assert r.returncode == 0 and "1,000 entries" in r.stdout
 
 
+def test_get_with_a_key_of_the_wrong_kind_is_one_line(tmp_path):
+    store = str(tmp_path / "ints.vd")
+    assert run("put", store, "7", "seven", "--keys", "int").returncode == 0
+    assert run("get", store, "7").stdout == "seven\n"
+    r = run("get", store, "seven")
+    assert r.returncode == 1 and "not an integer" in r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
 def test_build_errors_are_one_line(tmp_path):
     src = tmp_path / "bad.tsv"
     src.write_text("a\t1\nb\n")

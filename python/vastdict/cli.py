@@ -27,9 +27,9 @@ def cmd_get(args: argparse.Namespace) -> int:
     s = vastdict.open(args.store, "r")
     code = 0
     for key in args.keys:
-        k: object = key.encode() if s.key_codec == "bytes" else key
-        if s.key_codec == "int":
-            k = int(key)
+        # Other codecs look the text up as it is (a str key of a json or
+        # pickle store), as this command always has.
+        k = _from_text(key, s.key_codec, "key") if s.key_codec in ("bytes", "int") else key
         try:
             print(s[k])
         except KeyError:
