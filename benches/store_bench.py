@@ -32,6 +32,7 @@ from paths import results_dir
 
 from vastdict import _anchors
 from vastdict._anchors import disk_bytes
+from vastdict._measure import status_bytes as status
 
 HERE = Path(__file__).resolve().parent
 QUERIES = 1_000_000
@@ -87,14 +88,6 @@ def query_keys(keys: list[bytes], seed: int = 7) -> list[bytes]:
 
 
 # --- process-level measurements ----------------------------------------------
-
-
-def status(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def cpu_busy_ticks() -> int:

@@ -171,12 +171,19 @@ def _arrow_column(names: list[str], column: int | str | None, default: int) -> s
     return names[default if column is None else column]
 
 
+def _key_value_columns(batch: Any, key_column: Any, value_column: Any) -> tuple[Any, Any]:
+    """The key and value columns of a record batch."""
+    names = batch.schema.names
+    return (
+        batch.column(_arrow_column(names, key_column, 0)),
+        batch.column(_arrow_column(names, value_column, 1)),
+    )
+
+
 def _arrow_pairs(batches: Iterable[Any], key_column: Any, value_column: Any) -> Iterator[Any]:
     for batch in batches:
-        names = batch.schema.names
-        k = _arrow_column(names, key_column, 0)
-        v = _arrow_column(names, value_column, 1)
-        yield from zip(batch.column(k).to_pylist(), batch.column(v).to_pylist(), strict=True)
+        k, v = _key_value_columns(batch, key_column, value_column)
+        yield from zip(k.to_pylist(), v.to_pylist(), strict=True)
 
 
 # Codecs whose items the engine reads straight from Arrow's buffers.
@@ -221,9 +228,7 @@ def _arrow_chunks(
 ) -> Iterator[tuple[Any, Any, Any, Any]]:
     row0 = 0
     for batch in batches:
-        names = batch.schema.names
-        k = batch.column(_arrow_column(names, key_column, 0))
-        v = batch.column(_arrow_column(names, value_column, 1))
+        k, v = _key_value_columns(batch, key_column, value_column)
         yield (*_arrow_buffers(k, keys, "key", row0), *_arrow_buffers(v, values, "value", row0))
         row0 += batch.num_rows
 
