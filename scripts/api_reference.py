@@ -47,7 +47,8 @@ def signature(obj: object) -> str:
         return ""
     # Methods of the native classes show `self, /`: a reader never passes it.
     sig = re.sub(r"^\(self(, /)?(, )?", "(", sig)
-    return sig.replace("'", "")
+    # Postponed annotations come quoted; string defaults keep their quotes.
+    return re.sub(r"(: |-> )'([^']*)'", r"\1\2", sig)
 
 
 def doc(obj: object, where: str, missing: list[str]) -> list[str]:
@@ -111,7 +112,7 @@ def command_help() -> list[str]:
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):
             cli.main([sub, "--help"] if sub else ["--help"])
-        lines += [f"### `vastdict {sub}`".replace(" `", " `", 1).rstrip(), ""]
+        lines += [f"### `{' '.join(['vastdict', sub]).strip()}`", ""]
         lines += ["```text", *buf.getvalue().rstrip().splitlines(), "```", ""]
     return lines
 
