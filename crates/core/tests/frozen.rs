@@ -137,6 +137,38 @@ fn empty_build() {
     assert_eq!(f.get(b"").expect("ok"), None);
 }
 
+/// Hits skip the check of their bucket's index block (their record is
+/// checked and holds the key asked for), so the check has to happen on
+/// misses: damage anywhere in the index makes some miss fail loudly
+/// instead of reporting a key absent on the word of a damaged block.
+#[test]
+fn misses_check_the_index_block() {
+    let pairs: Pairs = (0..60u32)
+        .map(|i| (format!("k{i}").into_bytes(), b"v".to_vec()))
+        .collect();
+    let dir = tempfile::tempdir().expect("ok");
+    let path = dir.path().join("f.vdf");
+    let h = build_pairs(
+        &path,
+        pairs.iter().map(|(k, v)| (k, v)),
+        &BuildOptions::default(),
+    )
+    .expect("ok");
+    let good = std::fs::read(&path).expect("ok");
+    let absent: Vec<Vec<u8>> = (0..400u32).map(|i| format!("x{i}").into_bytes()).collect();
+    let bad_path = dir.path().join("bad.vdf");
+    for at in h.index_off()..h.table_off() {
+        let mut b = good.clone();
+        b[at as usize] ^= 0x01;
+        std::fs::write(&bad_path, &b).expect("ok");
+        let f = Frozen::open(&bad_path).expect("the header is intact");
+        let caught = absent
+            .iter()
+            .any(|k| matches!(f.get(k), Err(Error::Corruption { .. })));
+        assert!(caught, "index byte {at}: no miss noticed the damage");
+    }
+}
+
 /// Flip every byte of a small file in turn: each lookup then returns the
 /// right value, reports a miss only for keys it never had, or fails with
 /// `Corruption`, and never panics.
@@ -182,6 +214,16 @@ fn damage_anywhere_is_caught() {
                 Err(Error::Corruption { .. }) => damaged = true,
                 Err(e) => panic!("byte {at}: unexpected error {e}"),
             }
+        }
+        let keys: Vec<&[u8]> = want.keys().map(|k| &k[..]).collect();
+        match f.get_many(&keys) {
+            Ok(got) => {
+                for (k, g) in keys.iter().zip(got) {
+                    assert_eq!(g, Some(&want[*k][..]), "byte {at}: get_many of {k:?}");
+                }
+            }
+            Err(Error::Corruption { .. }) => damaged = true,
+            Err(e) => panic!("byte {at}: unexpected error {e}"),
         }
         if damaged || f.verify().is_err() {
             caught += 1;

@@ -11,6 +11,9 @@ use crate::hash::KeyHash;
 use memmap2::{Advice, Mmap};
 use std::path::{Path, PathBuf};
 
+/// Bytes of a record to prefetch in batch lookups.
+const RECORD_PREFETCH: u64 = 128;
+
 /// An immutable, memory-mapped map built by [`crate::frozen::Builder`].
 ///
 /// ```
@@ -97,22 +100,27 @@ impl Frozen {
 
     /// Bucket `b`, checked against its CRC.
     fn bucket(&self, b: u64) -> Result<Bucket<'_>> {
+        let bk = self.bucket_unchecked(b)?;
+        self.check_bucket(b, &bk)?;
+        Ok(bk)
+    }
+
+    /// Bucket `b` with its table entries bounds-checked (so no read can
+    /// leave the map) but its index block not yet checked against the CRC.
+    fn bucket_unchecked(&self, b: u64) -> Result<Bucket<'_>> {
         let (e, next) = (self.entry(b), self.entry(b + 1));
-        let at = self.header.table_off() + b * ENTRY_LEN;
         if next.first < e.first
             || next.first > self.header.len
             || next.data_off < e.data_off
             || next.data_off > self.header.data_len
             || e.shift > format::MAX_SHIFT
         {
+            let at = self.header.table_off() + b * ENTRY_LEN;
             return Err(self.corrupt(at, "bucket table entry out of range"));
         }
         let count = (next.first - e.first) as usize;
         let ix = (self.header.index_off() + e.first * 3) as usize;
         let block = &self.map[ix..ix + 3 * count];
-        if e.bucket_crc(&next, block) != e.crc {
-            return Err(self.corrupt(at, "bucket checksum mismatch"));
-        }
         Ok(Bucket {
             data_off: e.data_off,
             data_end: next.data_off,
@@ -120,6 +128,18 @@ impl Frozen {
             fps: &block[..count],
             offs: &block[count..],
         })
+    }
+
+    /// Check bucket `b`'s entries and index block against their CRC.
+    fn check_bucket(&self, b: u64, bk: &Bucket<'_>) -> Result<()> {
+        let (e, next) = (self.entry(b), self.entry(b + 1));
+        let count = bk.fps.len();
+        let ix = (self.header.index_off() + e.first * 3) as usize;
+        if e.bucket_crc(&next, &self.map[ix..ix + 3 * count]) != e.crc {
+            let at = self.header.table_off() + b * ENTRY_LEN;
+            return Err(self.corrupt(at, "bucket checksum mismatch"));
+        }
+        Ok(())
     }
 
     /// Key and value of record `j` of bucket `bk`.
@@ -141,17 +161,28 @@ impl Frozen {
         self.get_hashed(self.hash(key), key)
     }
 
+    /// A hit needs no check of the bucket's index block: the record it
+    /// leads to carries its own checksum and holds the very key asked
+    /// for, so it is the right answer whatever the block says. Only an
+    /// answer that relies on the block (a miss) or a damaged record
+    /// checks it, which saves a checksum per hit.
     fn get_hashed(&self, h: u64, key: &[u8]) -> Result<Option<&[u8]>> {
-        let bk = self.bucket(format::bucket_of(h, self.header.nbuckets))?;
+        let b = format::bucket_of(h, self.header.nbuckets);
+        let bk = self.bucket_unchecked(b)?;
         let fp = format::fingerprint(h);
         for (j, &f) in bk.fps.iter().enumerate() {
             if f == fp {
-                let (k, v) = self.record(&bk, j)?;
-                if k == key {
-                    return Ok(Some(v));
+                match self.record(&bk, j) {
+                    Ok((k, v)) if k == key => return Ok(Some(v)),
+                    Ok(_) => {}
+                    Err(e) => {
+                        self.check_bucket(b, &bk)?;
+                        return Err(e);
+                    }
                 }
             }
         }
+        self.check_bucket(b, &bk)?;
         Ok(None)
     }
 
@@ -160,7 +191,7 @@ impl Frozen {
     /// each stage prefetching what the next reads, so the memory latencies
     /// of the window overlap instead of adding up.
     pub fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<&[u8]>>> {
-        const WINDOW: usize = 16;
+        const WINDOW: usize = 32;
         let mut out = Vec::with_capacity(keys.len());
         let h = &self.header;
         let mut hashes = [0u64; WINDOW];
@@ -180,7 +211,7 @@ impl Frozen {
             }
             for (&hh, &b) in hashes.iter().zip(&buckets).take(ks.len()) {
                 if let Some(at) = self.likely_record(hh, b) {
-                    self.prefetch(HEADER_LEN + at, 128);
+                    self.prefetch(HEADER_LEN + at, RECORD_PREFETCH);
                 }
             }
             for (&hh, k) in hashes.iter().zip(ks) {
