@@ -26,7 +26,7 @@ use crate::files::{dir_path, partition_path, sync_dir};
 use crate::hash::{KeyHash, DIR_BITS, DIR_LEN};
 use crate::record::{le_u32, le_u64, Loc};
 use memmap2::{MmapOptions, MmapRaw};
-use partition::{make_slot, Partition, Probe, BUCKET_SLOTS, DELETED, EMPTY};
+use partition::{make_slot, Partition, Probe, Table, BUCKET_SLOTS, DELETED, EMPTY};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -81,6 +81,8 @@ pub struct Index {
     versions: Vec<u64>,
     next_id: u64,
     writable: bool,
+    /// Buffers of earlier growth steps, reused by the next ones.
+    spare: Vec<Vec<u8>>,
 }
 
 impl Index {
@@ -112,6 +114,7 @@ impl Index {
             versions: vec![0],
             next_id: 2,
             writable: true,
+            spare: Vec::new(),
         };
         for e in 0..DIR_LEN {
             index.write_dir_entry(e, 1);
@@ -204,6 +207,7 @@ impl Index {
             parts,
             next_id,
             writable,
+            spare: Vec::new(),
         })
     }
 
@@ -357,39 +361,52 @@ impl Index {
         if want > split_buckets(old.id) && old.depth < DIR_BITS {
             return self.split(p, &old);
         }
-        let nbuckets = want.max(old.nbuckets + 1);
-        let new = self.new_partition(nbuckets, old.depth)?;
-        let placed = rehash_into(&old, |_| &new);
-        new.set_used(placed);
+        let mut table = Table::new(want.max(old.nbuckets + 1), self.spare_buffer());
+        // Slots come out in nearly the order of their home groups, which is
+        // the order the new table is filled in best.
+        for (slot, dir) in old.live_slots() {
+            table.place(slot, dir);
+        }
+        let new = self.write_table(table, old.depth)?;
         self.install(p, &old, vec![(new, None)])
     }
 
     fn split(&mut self, p: usize, old: &Arc<Partition>) -> Result<()> {
         let bit = DIR_BITS - 1 - old.depth;
+        let half_of = |d: u16| ((d >> bit) & 1) as usize;
         let counts = old.live_slots().fold([0u64; 2], |mut c, (_, d)| {
-            c[((d >> bit) & 1) as usize] += 1;
+            c[half_of(d)] += 1;
             c
         });
-        let mut halves = Vec::with_capacity(2);
-        for (half, &count) in counts.iter().enumerate() {
-            let nb =
-                ((count as f64 / target_load(self.next_id)) / BUCKET_SLOTS as f64).ceil() as u64;
-            halves.push((
-                self.new_partition(nb.max(INITIAL_BUCKETS), old.depth + 1)?,
-                Some(half as u16),
-            ));
+        let mut tables = counts.map(|count| {
+            let nb = ((count as f64 / target_load(self.next_id)) / BUCKET_SLOTS as f64).ceil();
+            Table::new((nb as u64).max(INITIAL_BUCKETS), self.spare_buffer())
+        });
+        for (slot, dir) in old.live_slots() {
+            tables[half_of(dir)].place(slot, dir);
         }
-        rehash_into(old, |dir| &halves[((dir >> bit) & 1) as usize].0);
-        for (half, &count) in halves.iter().zip(&counts) {
-            half.0.set_used(count);
+        let mut halves = Vec::with_capacity(2);
+        for (half, table) in tables.into_iter().enumerate() {
+            halves.push((self.write_table(table, old.depth + 1)?, Some(half as u16)));
         }
         self.install(p, old, halves)
     }
 
-    fn new_partition(&mut self, nbuckets: u64, depth: u32) -> Result<Partition> {
+    /// A buffer for the next [`Table`], reused from earlier growth.
+    fn spare_buffer(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Write `table` as a new partition file and keep its buffer.
+    fn write_table(&mut self, table: Table, depth: u32) -> Result<Partition> {
         let id = self.next_id;
         self.next_id += 1;
-        Partition::create(&partition_path(&self.gen_dir, id), id, nbuckets, depth)
+        let path = partition_path(&self.gen_dir, id);
+        let (part, buf) = Partition::create_filled(&path, id, depth, table)?;
+        if self.spare.len() < 2 {
+            self.spare.push(buf);
+        }
+        Ok(part)
     }
 
     /// Swap `old` (at position `p`) for `new` partitions in the directory.
@@ -440,17 +457,4 @@ impl Index {
     pub fn bytes_on_disk(&self) -> u64 {
         (DIR_HEADER + DIR_LEN * 8) as u64 + self.parts.iter().map(|p| p.file_len()).sum::<u64>()
     }
-}
-
-/// Copy every live slot of `old` into the table `dest(dir)` chooses.
-/// Slots are placed in tag order: a slot's home group grows with its tag,
-/// so the new table is written front to back instead of at random, which
-/// keeps the (frequent, 1.1x) growth steps cheap. Returns the slot count.
-fn rehash_into<'a>(old: &Partition, dest: impl Fn(u16) -> &'a Partition) -> u64 {
-    let mut live: Vec<(u64, u16)> = old.live_slots().collect();
-    live.sort_unstable_by_key(|&(slot, _)| slot);
-    for &(slot, dir) in &live {
-        dest(dir).place(slot, dir);
-    }
-    live.len() as u64
 }

@@ -31,6 +31,7 @@ use crate::hash::{home_bucket, TAG_BITS};
 use crate::record::{le_u32, le_u64, Loc, LOC_BITS, LOC_MASK};
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::OpenOptions;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -122,6 +123,89 @@ fn file_len(nbuckets: u64) -> u64 {
     HEADER as u64 + nbuckets * (BUCKET_SLOTS as u64) * 10
 }
 
+/// The header of a new partition (with `used` zero).
+fn header(id: u64, nbuckets: u64, depth: u32) -> [u8; HEADER] {
+    let mut head = [0u8; HEADER];
+    head[..8].copy_from_slice(MAGIC);
+    head[8..16].copy_from_slice(&id.to_le_bytes());
+    head[16..24].copy_from_slice(&nbuckets.to_le_bytes());
+    head[24..28].copy_from_slice(&depth.to_le_bytes());
+    let crc = crc32c::crc32c(&head[..32]);
+    head[60..64].copy_from_slice(&crc.to_le_bytes());
+    head
+}
+
+/// The first empty or deleted slot at or after slot `i` on the probe
+/// sequence of `tag` (which must pass through `i`), reading slots with
+/// `slot`.
+#[inline]
+fn next_free_in(groups: u64, tag: u32, i: usize, slot: impl Fn(usize) -> u64) -> Option<usize> {
+    let (_, step) = sequence(tag, groups);
+    let mut g = (i / GROUP_SLOTS) as u64;
+    let mut start = i % GROUP_SLOTS;
+    for _ in 0..groups {
+        let base = g as usize * GROUP_SLOTS;
+        for j in start..GROUP_SLOTS {
+            if matches!(slot(base + j), EMPTY | DELETED) {
+                return Some(base + j);
+            }
+        }
+        start = 0;
+        g += step;
+        if g >= groups {
+            g -= groups;
+        }
+    }
+    None
+}
+
+/// A partition being filled by a rehash, laid out in ordinary memory as
+/// its file will be, then written in one go by [`Partition::create_filled`].
+/// Filling a fresh file through its mapping instead takes a page fault and
+/// a filesystem callback for every page, which made up much of the cost of
+/// growing the index.
+pub struct Table {
+    nbuckets: u64,
+    buf: Vec<u8>,
+    used: u64,
+}
+
+impl Table {
+    /// An empty table of at least `want` buckets in `buf` (a buffer
+    /// given back by an earlier [`Partition::create_filled`], or empty).
+    pub fn new(want: u64, mut buf: Vec<u8>) -> Self {
+        let nbuckets = bucket_count(want);
+        buf.clear();
+        buf.resize(file_len(nbuckets) as usize, 0);
+        Table {
+            nbuckets,
+            buf,
+            used: 0,
+        }
+    }
+
+    #[inline]
+    fn slot(&self, i: usize) -> u64 {
+        le_u64(&self.buf, HEADER + 8 * i)
+    }
+
+    /// Insert a slot (no duplicates possible; the caller sized the table
+    /// so there is room).
+    #[inline]
+    pub fn place(&mut self, slot: u64, dir: u16) {
+        let tag = slot_tag(slot);
+        let groups = self.nbuckets / 2;
+        let (home, _) = sequence(tag, groups);
+        if let Some(i) = next_free_in(groups, tag, home as usize * GROUP_SLOTS, |i| self.slot(i)) {
+            let at = HEADER + 8 * i;
+            self.buf[at..at + 8].copy_from_slice(&slot.to_le_bytes());
+            let side = HEADER + self.nbuckets as usize * BUCKET_SLOTS * 8 + 2 * i;
+            self.buf[side..side + 2].copy_from_slice(&dir.to_le_bytes());
+            self.used += 1;
+        }
+    }
+}
+
 impl Partition {
     /// Create a new, empty partition file.
     pub fn create(path: &Path, id: u64, nbuckets: u64, depth: u32) -> Result<Self> {
@@ -134,13 +218,7 @@ impl Partition {
             .at(path)?;
         f.set_len(file_len(nbuckets)).at(path)?;
         let map = MmapOptions::new().map_raw(&f).at(path)?;
-        let mut head = [0u8; HEADER];
-        head[..8].copy_from_slice(MAGIC);
-        head[8..16].copy_from_slice(&id.to_le_bytes());
-        head[16..24].copy_from_slice(&nbuckets.to_le_bytes());
-        head[24..28].copy_from_slice(&depth.to_le_bytes());
-        let crc = crc32c::crc32c(&head[..32]);
-        head[60..64].copy_from_slice(&crc.to_le_bytes());
+        let head = header(id, nbuckets, depth);
         // SAFETY: the file was just sized to hold the header.
         unsafe { std::ptr::copy_nonoverlapping(head.as_ptr(), map.as_mut_ptr(), HEADER) };
         Ok(Partition {
@@ -150,6 +228,34 @@ impl Partition {
             path: path.to_path_buf(),
             map,
         })
+    }
+
+    /// Write `table` as partition file `path` and map it. Gives the
+    /// table's buffer back for the next one.
+    pub fn create_filled(
+        path: &Path,
+        id: u64,
+        depth: u32,
+        mut table: Table,
+    ) -> Result<(Self, Vec<u8>)> {
+        table.buf[..HEADER].copy_from_slice(&header(id, table.nbuckets, depth));
+        table.buf[32..40].copy_from_slice(&table.used.to_le_bytes());
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .at(path)?;
+        f.write_all(&table.buf).at(path)?;
+        let map = MmapOptions::new().map_raw(&f).at(path)?;
+        let part = Partition {
+            id,
+            nbuckets: table.nbuckets,
+            depth,
+            path: path.to_path_buf(),
+            map,
+        };
+        Ok((part, table.buf))
     }
 
     /// Map an existing partition file and check its header.
@@ -311,24 +417,7 @@ impl Partition {
     /// The first empty or deleted slot at or after slot `i` on the probe
     /// sequence of `tag` (which must pass through `i`).
     pub fn next_free(&self, tag: u32, i: usize) -> Option<usize> {
-        let groups = self.groups();
-        let (_, step) = sequence(tag, groups);
-        let mut g = (i / GROUP_SLOTS) as u64;
-        let mut start = i % GROUP_SLOTS;
-        for _ in 0..groups {
-            let base = g as usize * GROUP_SLOTS;
-            for j in start..GROUP_SLOTS {
-                if matches!(self.slot(base + j), EMPTY | DELETED) {
-                    return Some(base + j);
-                }
-            }
-            start = 0;
-            g += step;
-            if g >= groups {
-                g -= groups;
-            }
-        }
-        None
+        next_free_in(self.groups(), tag, i, |i| self.slot(i))
     }
 
     /// Ask the CPU to start loading slot `i`.
@@ -363,17 +452,6 @@ impl Partition {
         match self.probe(tag, |l| Ok(l == loc))? {
             Probe::Found(i, _) => Ok(Some(i)),
             Probe::Vacant(_) => Ok(None),
-        }
-    }
-
-    /// Insert into a file being filled by a rehash (no duplicates possible,
-    /// and the caller sized the table so there is room).
-    pub fn place(&self, slot: u64, dir: u16) {
-        let tag = slot_tag(slot);
-        let (home, _) = sequence(tag, self.groups());
-        if let Some(i) = self.next_free(tag, home as usize * GROUP_SLOTS) {
-            self.set_slot(i, slot);
-            self.set_side(i, dir);
         }
     }
 
