@@ -382,7 +382,7 @@ impl Store {
     }
 
     fn get_window_chunk<'a>(&'a self, keys: &[&[u8]], out: &mut [Option<Value<'a>>]) -> Result<()> {
-        const WINDOW: usize = 16;
+        const WINDOW: usize = 32;
         let mut hashes = [KeyHash(0); WINDOW];
         for (ks, os) in keys.chunks(WINDOW).zip(out.chunks_mut(WINDOW)) {
             for (h, k) in hashes.iter_mut().zip(ks) {
