@@ -11,8 +11,8 @@
 //! follow hash order) and its fingerprint is the low byte of `h`. A bucket
 //! entry holds where the bucket's data starts, the index of its first
 //! record, the granule shift of its offsets and a CRC-24 over the entry pair
-//! and the bucket's index block, so damage to the index is detected on the
-//! read that would have used it.
+//! and the bucket's index block, so damage to the index is detected by any
+//! miss that relies on it (a hit rests on its record's own check).
 
 use crate::error::{Error, Result};
 use crate::record::{get_varint, le_u64, put_varint, MAX_ITEM};
