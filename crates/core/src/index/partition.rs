@@ -248,6 +248,12 @@ impl Partition {
             .at(path)?;
         f.write_all(&table.buf).at(path)?;
         let map = MmapOptions::new().map_raw(&f).at(path)?;
+        // New keys land all over the table before it grows again, so
+        // every page will be written: map them writable in one call
+        // rather than one write fault each (a hint; errors only cost
+        // those faults).
+        #[cfg(target_os = "linux")]
+        let _ = map.advise(memmap2::Advice::PopulateWrite);
         let part = Partition {
             id,
             nbuckets: table.nbuckets,
