@@ -37,13 +37,30 @@ pub type Cursor = (u64, usize);
 /// A key and its value.
 pub type Pair<'a> = (&'a [u8], &'a [u8]);
 
-/// One bucket's place in the file, read from its table entry.
+/// One bucket's place in the file: its table entry, the next one (which
+/// closes it) and its index block (`count` fingerprints, then `count` u16
+/// offsets).
 struct Bucket<'a> {
-    data_off: u64,
-    data_end: u64,
-    shift: u32,
-    fps: &'a [u8],
-    offs: &'a [u8],
+    entry: Entry,
+    next: Entry,
+    block: &'a [u8],
+}
+
+impl Bucket<'_> {
+    fn count(&self) -> usize {
+        self.block.len() / 3
+    }
+
+    fn fps(&self) -> &[u8] {
+        &self.block[..self.count()]
+    }
+
+    /// Data offset of record `j` (unchecked against the bucket's end).
+    fn record_off(&self, j: usize) -> u64 {
+        let at = self.count() + 2 * j;
+        let off = u16::from_le_bytes([self.block[at], self.block[at + 1]]);
+        self.entry.data_off + (u64::from(off) << self.entry.shift)
+    }
 }
 
 impl Frozen {
@@ -120,22 +137,16 @@ impl Frozen {
         }
         let count = (next.first - e.first) as usize;
         let ix = (self.header.index_off() + e.first * 3) as usize;
-        let block = &self.map[ix..ix + 3 * count];
         Ok(Bucket {
-            data_off: e.data_off,
-            data_end: next.data_off,
-            shift: e.shift,
-            fps: &block[..count],
-            offs: &block[count..],
+            entry: e,
+            next,
+            block: &self.map[ix..ix + 3 * count],
         })
     }
 
     /// Check bucket `b`'s entries and index block against their CRC.
     fn check_bucket(&self, b: u64, bk: &Bucket<'_>) -> Result<()> {
-        let (e, next) = (self.entry(b), self.entry(b + 1));
-        let count = bk.fps.len();
-        let ix = (self.header.index_off() + e.first * 3) as usize;
-        if e.bucket_crc(&next, &self.map[ix..ix + 3 * count]) != e.crc {
+        if bk.entry.bucket_crc(&bk.next, bk.block) != bk.entry.crc {
             let at = self.header.table_off() + b * ENTRY_LEN;
             return Err(self.corrupt(at, "bucket checksum mismatch"));
         }
@@ -144,15 +155,12 @@ impl Frozen {
 
     /// Key and value of record `j` of bucket `bk`.
     fn record<'a>(&'a self, bk: &Bucket<'_>, j: usize) -> Result<(&'a [u8], &'a [u8])> {
-        let rel = u64::from(u16::from_le_bytes([bk.offs[2 * j], bk.offs[2 * j + 1]])) << bk.shift;
-        let start = bk.data_off + rel;
-        if start >= bk.data_end {
-            return Err(self.corrupt(HEADER_LEN + bk.data_off, "record offset out of range"));
+        let (start, end) = (bk.record_off(j), bk.next.data_off);
+        if start >= end {
+            let at = HEADER_LEN + bk.entry.data_off;
+            return Err(self.corrupt(at, "record offset out of range"));
         }
-        let (s, e) = (
-            (HEADER_LEN + start) as usize,
-            (HEADER_LEN + bk.data_end) as usize,
-        );
+        let (s, e) = ((HEADER_LEN + start) as usize, (HEADER_LEN + end) as usize);
         format::decode_record(&self.map[s..e], &self.path, HEADER_LEN + start)
     }
 
@@ -170,7 +178,7 @@ impl Frozen {
         let b = format::bucket_of(h, self.header.nbuckets);
         let bk = self.bucket_unchecked(b)?;
         let fp = format::fingerprint(h);
-        for (j, &f) in bk.fps.iter().enumerate() {
+        for (j, &f) in bk.fps().iter().enumerate() {
             if f == fp {
                 match self.record(&bk, j) {
                     Ok((k, v)) if k == key => return Ok(Some(v)),
@@ -234,19 +242,12 @@ impl Frozen {
     /// Data offset of the first record in bucket `b` whose fingerprint
     /// matches (unchecked: only a prefetch hint).
     fn likely_record(&self, hh: u64, b: u64) -> Option<u64> {
-        let h = &self.header;
-        let (e, next) = (self.entry(b), self.entry(b + 1));
-        if next.first < e.first || next.first > h.len || e.shift > format::MAX_SHIFT {
-            return None;
-        }
-        let count = (next.first - e.first) as usize;
-        let ix = (h.index_off() + e.first * 3) as usize;
-        let block = &self.map[ix..ix + 3 * count];
-        let j = block[..count]
+        let bk = self.bucket_unchecked(b).ok()?;
+        let j = bk
+            .fps()
             .iter()
             .position(|&f| f == format::fingerprint(hh))?;
-        let off = u16::from_le_bytes([block[count + 2 * j], block[count + 2 * j + 1]]);
-        Some(e.data_off + (u64::from(off) << e.shift)).filter(|&at| at < h.data_len)
+        Some(bk.record_off(j)).filter(|&at| at < self.header.data_len)
     }
 
     /// Pairs from position `cursor` (bucket, record in bucket) on, at most
@@ -256,7 +257,7 @@ impl Frozen {
         let mut out = Vec::new();
         while b < self.header.nbuckets {
             let bk = self.bucket(b)?;
-            while j < bk.fps.len() {
+            while j < bk.count() {
                 if out.len() == max {
                     return Ok((out, Some((b, j))));
                 }
