@@ -123,6 +123,15 @@ fn file_len(nbuckets: u64) -> u64 {
     HEADER as u64 + nbuckets * (BUCKET_SLOTS as u64) * 10
 }
 
+/// Offset of the header's `used` count.
+const USED_AT: usize = 32;
+
+/// Offset of slot `i`'s directory bits in a table of `nbuckets` buckets
+/// (the side array follows the slots).
+fn side_at(nbuckets: u64, i: usize) -> usize {
+    HEADER + nbuckets as usize * BUCKET_SLOTS * 8 + 2 * i
+}
+
 /// The header of a new partition (with `used` zero).
 fn header(id: u64, nbuckets: u64, depth: u32) -> [u8; HEADER] {
     let mut head = [0u8; HEADER];
@@ -199,7 +208,7 @@ impl Table {
         if let Some(i) = next_free_in(groups, tag, home as usize * GROUP_SLOTS, |i| self.slot(i)) {
             let at = HEADER + 8 * i;
             self.buf[at..at + 8].copy_from_slice(&slot.to_le_bytes());
-            let side = HEADER + self.nbuckets as usize * BUCKET_SLOTS * 8 + 2 * i;
+            let side = side_at(self.nbuckets, i);
             self.buf[side..side + 2].copy_from_slice(&dir.to_le_bytes());
             self.used += 1;
         }
@@ -239,7 +248,7 @@ impl Partition {
         mut table: Table,
     ) -> Result<(Self, Vec<u8>)> {
         table.buf[..HEADER].copy_from_slice(&header(id, table.nbuckets, depth));
-        table.buf[32..40].copy_from_slice(&table.used.to_le_bytes());
+        table.buf[USED_AT..USED_AT + 8].copy_from_slice(&table.used.to_le_bytes());
         let mut f = OpenOptions::new()
             .read(true)
             .write(true)
@@ -337,9 +346,8 @@ impl Partition {
     }
 
     fn side_ptr(&self, i: usize) -> *mut u16 {
-        let base = HEADER + self.capacity() as usize * 8;
         // SAFETY: the side array follows the slots; i < capacity.
-        unsafe { self.map.as_mut_ptr().add(base + i * 2) as *mut u16 }
+        unsafe { self.map.as_mut_ptr().add(side_at(self.nbuckets, i)) as *mut u16 }
     }
 
     /// Directory bits of the key in slot `i` (writer only).
@@ -355,8 +363,8 @@ impl Partition {
     }
 
     fn used_ref(&self) -> &AtomicU64 {
-        // SAFETY: offset 32 of the header, 8-aligned.
-        unsafe { &*(self.map.as_ptr().add(32) as *const AtomicU64) }
+        // SAFETY: in the header, 8-aligned.
+        unsafe { &*(self.map.as_ptr().add(USED_AT) as *const AtomicU64) }
     }
 
     pub fn used(&self) -> u64 {
