@@ -15,6 +15,7 @@
 //! every other byte of the record, so a read notices damage without reading
 //! the whole block; the block crc is the authority for recovery and verify.
 
+use crate::checksum::crc32c_append;
 use crate::error::{Error, Result};
 use std::path::Path;
 
@@ -130,10 +131,9 @@ impl NewRecord<'_> {
         if let Some(prev) = self.prev {
             out.extend_from_slice(&prev.to_le_bytes()[..6]);
         }
-        let mut crc = crc32c::crc32c(&out[start..]);
-        crc = crc32c::crc32c_append(crc, self.key);
+        let mut crc = crc32c_append(crc32c_append(0, &out[start..]), self.key);
         if let Some(v) = self.value {
-            crc = crc32c::crc32c_append(crc, v);
+            crc = crc32c_append(crc, v);
         }
         out.extend_from_slice(&(crc as u16).to_le_bytes());
         out.extend_from_slice(self.key);
@@ -199,11 +199,8 @@ impl<'a> RecordRef<'a> {
             pos += vlen;
             Some(v)
         };
-        let mut crc = crc32c::crc32c(&b[..head_end]);
-        crc = crc32c::crc32c_append(crc, key);
-        if let Some(v) = value {
-            crc = crc32c::crc32c_append(crc, v);
-        }
+        // Key and value lie side by side: one checksum call covers both.
+        let crc = crc32c_append(crc32c_append(0, &b[..head_end]), &b[head_end + 2..pos]);
         if crc as u16 != check {
             return Err(bad("checksum mismatch"));
         }

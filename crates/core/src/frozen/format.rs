@@ -14,6 +14,7 @@
 //! and the bucket's index block, so damage to the index is detected by any
 //! miss that relies on it (a hit rests on its record's own check).
 
+use crate::checksum::crc32c_append;
 use crate::error::{Error, Result};
 use crate::record::{get_varint, le_u64, put_varint, MAX_ITEM};
 use std::path::Path;
@@ -196,9 +197,9 @@ impl Entry {
         head[8..16].copy_from_slice(&self.first.to_le_bytes());
         head[16..20].copy_from_slice(&self.shift.to_le_bytes());
         head[20..28].copy_from_slice(&next.data_off.to_le_bytes());
-        let crc = crc32c::crc32c(&head);
-        let crc = crc32c::crc32c_append(crc, &next.first.to_le_bytes());
-        crc32c::crc32c_append(crc, block) & CRC_MASK
+        let crc = crc32c_append(0, &head);
+        let crc = crc32c_append(crc, &next.first.to_le_bytes());
+        crc32c_append(crc, block) & CRC_MASK
     }
 }
 
@@ -207,8 +208,8 @@ pub fn encode_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
     let start = out.len();
     put_varint(out, key.len() as u64);
     put_varint(out, value.len() as u64);
-    let crc = crc32c::crc32c(&out[start..]);
-    let crc = crc32c::crc32c_append(crc32c::crc32c_append(crc, key), value);
+    let crc = crc32c_append(crc32c_append(0, &out[start..]), key);
+    let crc = crc32c_append(crc, value);
     out.extend_from_slice(&(crc as u16).to_le_bytes());
     out.extend_from_slice(key);
     out.extend_from_slice(value);
@@ -244,8 +245,11 @@ pub fn decode_record<'a>(b: &'a [u8], path: &Path, at: u64) -> Result<(&'a [u8],
     let value = b
         .get(pos + klen..pos + klen + vlen)
         .ok_or_else(|| bad("runs past its bucket"))?;
-    let crc = crc32c::crc32c(&b[..head]);
-    let crc = crc32c::crc32c_append(crc32c::crc32c_append(crc, key), value);
+    // Key and value lie side by side: one checksum call covers both.
+    let crc = crc32c_append(
+        crc32c_append(0, &b[..head]),
+        &b[head + 2..pos + klen + vlen],
+    );
     if crc as u16 != check {
         return Err(bad("checksum mismatch"));
     }
