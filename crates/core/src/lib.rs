@@ -14,6 +14,7 @@
 //! assert_eq!(s.get(b"key").unwrap(), Some(&b"value"[..]));
 //! ```
 
+pub mod append;
 pub mod checksum;
 pub mod error;
 pub mod files;
