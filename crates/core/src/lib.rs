@@ -27,7 +27,7 @@ pub mod log;
 pub mod lsh;
 pub mod manifest;
 pub mod multimap;
-mod prefetch;
+pub mod prefetch;
 pub mod record;
 pub mod scan;
 pub mod store;

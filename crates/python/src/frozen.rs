@@ -5,7 +5,7 @@
 
 use crate::codec::Codec;
 use crate::errors::{closed, IntoPyResult};
-use crate::pipeline::{self, Found};
+use crate::pipeline;
 use parking_lot::RwLock;
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
@@ -143,16 +143,18 @@ impl NativeFrozen {
         let f = self.frozen(py)?;
         let pool = crate::threads::pool()?;
         pipeline::lookup_many(py, keys, self.key_codec, self.value_codec, |batch| {
+            // Values stay in the map (alive for the whole call, through
+            // `f`): the calling thread builds objects straight from it.
             let refs = batch.refs();
             if refs.len() <= 1024 {
-                return Ok(Found::collect(&f.get_many(&refs)?));
+                return f.get_many(&refs);
             }
             let parts = pool.install(|| {
                 refs.par_chunks(1024)
-                    .map(|c| f.get_many(c).map(|v| Found::collect(&v)))
-                    .collect::<vastdict_core::Result<Vec<Found>>>()
+                    .map(|c| f.get_many(c))
+                    .collect::<vastdict_core::Result<Vec<_>>>()
             })?;
-            Ok(Found::concat(parts))
+            Ok(parts.concat())
         })
     }
 

@@ -39,6 +39,34 @@ impl Batch {
     }
 }
 
+/// What a batch lookup hands back to the calling thread: a value (or
+/// `None`) per key, in order.
+pub trait Values: Send {
+    fn count(&self) -> usize;
+    fn value(&self, i: usize) -> Option<&[u8]>;
+    /// Hint that value `i` will be read soon.
+    fn prefetch(&self, _i: usize) {}
+}
+
+/// Values left where they lie (in a memory map that outlives the call):
+/// no copy on the lookup side; the calling thread prefetches a few values
+/// ahead of the one it builds, since they were last read on another core.
+impl Values for Vec<Option<&[u8]>> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn value(&self, i: usize) -> Option<&[u8]> {
+        self[i]
+    }
+
+    fn prefetch(&self, i: usize) {
+        if let Some(Some(v)) = self.get(i) {
+            vastdict_core::prefetch::read(v.as_ptr());
+        }
+    }
+}
+
 /// Values found by a batch lookup, copied into one buffer; `None` where
 /// the key is missing.
 #[derive(Default)]
@@ -62,26 +90,14 @@ impl Found {
         }
         found
     }
+}
 
-    pub fn len(&self) -> usize {
+impl Values for Found {
+    fn count(&self) -> usize {
         self.present.len()
     }
 
-    /// One `Found` of the parts, in order.
-    pub fn concat(parts: Vec<Found>) -> Found {
-        let mut all = Found::default();
-        for p in parts {
-            let base = all.values.bytes.len();
-            all.values.bytes.extend_from_slice(&p.values.bytes);
-            all.values
-                .ends
-                .extend(p.values.ends.iter().map(|e| e + base));
-            all.present.extend_from_slice(&p.present);
-        }
-        all
-    }
-
-    pub fn get(&self, i: usize) -> Option<&[u8]> {
+    fn value(&self, i: usize) -> Option<&[u8]> {
         self.present[i].then(|| self.values.get(i))
     }
 }
@@ -124,7 +140,7 @@ const CHUNK: usize = 8192;
 /// than one chunk run as a pipeline: this thread reads the next chunk's
 /// keys and builds the previous chunk's values while a worker looks up
 /// the current one.
-pub fn lookup_many<'py, L>(
+pub fn lookup_many<'py, L, V>(
     py: Python<'py>,
     keys: &Bound<'py, PyAny>,
     key_codec: Codec,
@@ -132,13 +148,20 @@ pub fn lookup_many<'py, L>(
     lookup: L,
 ) -> PyResult<Bound<'py, PyList>>
 where
-    L: Fn(&Batch) -> vastdict_core::Result<Found> + Sync,
+    L: Fn(&Batch) -> vastdict_core::Result<V> + Sync,
+    V: Values,
 {
     use crate::errors::IntoPyResult;
+    /// Values prefetched ahead of the one being built.
+    const AHEAD: usize = 8;
     let mut out: Vec<Bound<'py, PyAny>> = Vec::with_capacity(keys.len().unwrap_or(0));
-    let push = |out: &mut Vec<Bound<'py, PyAny>>, found: &Found| -> PyResult<()> {
-        for i in 0..found.len() {
-            out.push(match found.get(i) {
+    let push = |out: &mut Vec<Bound<'py, PyAny>>, found: &V| -> PyResult<()> {
+        for i in 0..AHEAD {
+            found.prefetch(i);
+        }
+        for i in 0..found.count() {
+            found.prefetch(i + AHEAD);
+            out.push(match found.value(i) {
                 Some(v) => value_codec.decode(py, v)?,
                 None => py.None().into_bound(py),
             });
@@ -153,7 +176,7 @@ where
         return PyList::new(py, out);
     }
     let (tx, rx_keys) = channel::<Batch>();
-    let (tx_found, rx) = channel::<vastdict_core::Result<Found>>();
+    let (tx_found, rx) = channel::<vastdict_core::Result<V>>();
     let lookup = &lookup;
     std::thread::scope(|scope| -> PyResult<()> {
         scope.spawn(move || {

@@ -11,8 +11,10 @@ use crate::hash::KeyHash;
 use memmap2::{Advice, Mmap};
 use std::path::{Path, PathBuf};
 
-/// Bytes of a record to prefetch in batch lookups.
-const RECORD_PREFETCH: u64 = 128;
+/// Most bytes of a record to prefetch in batch lookups.
+const MAX_RECORD_PREFETCH: u64 = 256;
+/// Keys between one stage of a batch lookup and the next.
+const STAGE_LAG: usize = 6;
 
 /// An immutable, memory-mapped map built by [`crate::frozen::Builder`].
 ///
@@ -53,6 +55,12 @@ impl Bucket<'_> {
 
     fn fps(&self) -> &[u8] {
         &self.block[..self.count()]
+    }
+
+    /// The first record from `from` on whose fingerprint is `fp`.
+    fn next_match(&self, fp: u8, from: usize) -> Option<usize> {
+        let fps = self.fps().get(from..)?;
+        memchr::memchr(fp, fps).map(|j| from + j)
     }
 
     /// Data offset of record `j` (unchecked against the bucket's end).
@@ -178,52 +186,84 @@ impl Frozen {
         let b = format::bucket_of(h, self.header.nbuckets);
         let bk = self.bucket_unchecked(b)?;
         let fp = format::fingerprint(h);
-        for (j, &f) in bk.fps().iter().enumerate() {
-            if f == fp {
-                match self.record(&bk, j) {
-                    Ok((k, v)) if k == key => return Ok(Some(v)),
-                    Ok(_) => {}
-                    Err(e) => {
-                        self.check_bucket(b, &bk)?;
-                        return Err(e);
-                    }
+        self.find_in(b, &bk, fp, bk.next_match(fp, 0), key)
+    }
+
+    /// Finish a lookup in bucket `b` from `first`, the first record whose
+    /// fingerprint matches (`None`: no record does).
+    fn find_in(
+        &self,
+        b: u64,
+        bk: &Bucket<'_>,
+        fp: u8,
+        first: Option<usize>,
+        key: &[u8],
+    ) -> Result<Option<&[u8]>> {
+        let mut at = first;
+        while let Some(j) = at {
+            match self.record(bk, j) {
+                Ok((k, v)) if k == key => return Ok(Some(v)),
+                Ok(_) => {}
+                Err(e) => {
+                    self.check_bucket(b, bk)?;
+                    return Err(e);
                 }
             }
+            at = bk.next_match(fp, j + 1);
         }
-        self.check_bucket(b, &bk)?;
+        self.check_bucket(b, bk)?;
         Ok(None)
     }
 
-    /// Values of many keys (`None` where missing). A window of keys goes
-    /// through the lookup in stages (table entry, index block, record),
-    /// each stage prefetching what the next reads, so the memory latencies
-    /// of the window overlap instead of adding up.
+    /// Values of many keys (`None` where missing).
+    ///
+    /// A lookup reads three places that are far apart (table entry, index
+    /// block, record), each found from the one before. Each key goes
+    /// through them in stages, a stage working [`STAGE_LAG`] keys behind
+    /// the one before it and prefetching what the next stage reads, so the
+    /// memory latencies of many keys overlap instead of adding up. More
+    /// lag is not better: each stage keeps `STAGE_LAG` keys' cache lines in
+    /// flight, and once the core's miss buffers are full a prefetch waits.
     pub fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<&[u8]>>> {
-        const WINDOW: usize = 32;
-        let mut out = Vec::with_capacity(keys.len());
+        let n = keys.len();
         let h = &self.header;
-        let mut hashes = [0u64; WINDOW];
-        let mut buckets = [0u64; WINDOW];
-        for ks in keys.chunks(WINDOW) {
-            for ((hh, b), k) in hashes.iter_mut().zip(&mut buckets).zip(ks) {
-                *hh = self.hash(k);
-                *b = format::bucket_of(*hh, h.nbuckets);
-                let at = h.table_off() + *b * ENTRY_LEN;
-                self.prefetch(at, 2 * ENTRY_LEN);
+        let mut out = Vec::with_capacity(n);
+        let mut hashes = Vec::with_capacity(n);
+        let mut buckets = Vec::with_capacity(n);
+        // Each key's bucket and first fingerprint match, found by the
+        // third stage (which prefetches that record) for the fourth.
+        let mut matches = std::collections::VecDeque::with_capacity(STAGE_LAG + 1);
+        for i in 0..n + 3 * STAGE_LAG {
+            if let Some(k) = keys.get(i) {
+                let hh = self.hash(k);
+                let b = format::bucket_of(hh, h.nbuckets);
+                self.prefetch(h.table_off() + b * ENTRY_LEN, 2 * ENTRY_LEN);
+                hashes.push(hh);
+                buckets.push(b);
             }
-            for &b in &buckets[..ks.len()] {
+            if let Some(&b) = i.checked_sub(STAGE_LAG).and_then(|j| buckets.get(j)) {
                 let (e, next) = (self.entry(b), self.entry(b + 1));
                 let first = e.first.min(h.len);
                 let count = next.first.clamp(first, h.len) - first;
                 self.prefetch(h.index_off() + first * 3, count * 3);
             }
-            for (&hh, &b) in hashes.iter().zip(&buckets).take(ks.len()) {
-                if let Some(at) = self.likely_record(hh, b) {
-                    self.prefetch(HEADER_LEN + at, RECORD_PREFETCH);
-                }
+            if let Some(j) = i.checked_sub(2 * STAGE_LAG).filter(|&j| j < n) {
+                let found = self.bucket_unchecked(buckets[j]).map(|bk| {
+                    let m = bk.next_match(format::fingerprint(hashes[j]), 0);
+                    if let Some((at, len)) = m.and_then(|m| self.record_range(&bk, m)) {
+                        self.prefetch(HEADER_LEN + at, len);
+                    }
+                    (bk, m)
+                });
+                matches.push_back(found);
             }
-            for (&hh, k) in hashes.iter().zip(ks) {
-                out.push(self.get_hashed(hh, k)?);
+            if let Some(j) = i.checked_sub(3 * STAGE_LAG).filter(|&j| j < n) {
+                let Some(found) = matches.pop_front() else {
+                    break; // unreachable: stage 3 ran on key `j` a lag ago
+                };
+                let (bk, first) = found?;
+                let fp = format::fingerprint(hashes[j]);
+                out.push(self.find_in(buckets[j], &bk, fp, first, keys[j])?);
             }
         }
         Ok(out)
@@ -231,7 +271,7 @@ impl Frozen {
 
     /// Start loading `len` bytes at file offset `at` into the cache.
     fn prefetch(&self, at: u64, len: u64) {
-        let end = (at + len.max(1)).min(self.map.len() as u64);
+        let end = (at + len).min(self.map.len() as u64);
         let mut line = at & !63;
         while line < end {
             crate::prefetch::read(self.map[line as usize..].as_ptr());
@@ -239,15 +279,19 @@ impl Frozen {
         }
     }
 
-    /// Data offset of the first record in bucket `b` whose fingerprint
-    /// matches (unchecked: only a prefetch hint).
-    fn likely_record(&self, hh: u64, b: u64) -> Option<u64> {
-        let bk = self.bucket_unchecked(b).ok()?;
-        let j = bk
-            .fps()
-            .iter()
-            .position(|&f| f == format::fingerprint(hh))?;
-        Some(bk.record_off(j)).filter(|&at| at < self.header.data_len)
+    /// Data range (offset, length) of record `j` of `bk`, to prefetch
+    /// (unchecked: only a hint). A record ends where the next one starts
+    /// (or its bucket ends); its length is not known before its header is
+    /// read.
+    fn record_range(&self, bk: &Bucket<'_>, j: usize) -> Option<(u64, u64)> {
+        let start = bk.record_off(j);
+        let end = if j + 1 < bk.count() {
+            bk.record_off(j + 1)
+        } else {
+            bk.next.data_off
+        };
+        let end = end.min(start + MAX_RECORD_PREFETCH);
+        (start < end && end <= self.header.data_len).then_some((start, end - start))
     }
 
     /// Pairs from position `cursor` (bucket, record in bucket) on, at most
