@@ -215,6 +215,31 @@ def test_reader_sees_its_snapshot_until_refresh(path):
     w.close(commit=False)
 
 
+def test_batch_lookups_see_the_same_snapshot_and_writes_as_single_ones(path):
+    # Batch lookups take a shortcut to the record a key's slot points to;
+    # it must give what a single lookup gives: the reader's snapshot, and
+    # the writer's own uncommitted writes.
+    keys = [b"key%d" % i for i in range(20_000)]
+    w = vastdict.open(path, "n")
+    w.update((k, b"old" + k) for k in keys)
+    w.commit()
+    r = vastdict.open(path, "r")
+    w.update((k, b"new" + k) for k in keys[::2])
+    for k in keys[1::4]:
+        del w[k]
+    w.commit()
+    w.update((k, b"pending" + k) for k in keys[::8])
+    assert r.get_many(keys) == [r[k] for k in keys] == [b"old" + k for k in keys]
+    expect = [w.get(k) for k in keys]
+    assert w.get_many(keys) == expect
+    assert expect[0] == b"pending" + keys[0] and expect[1] is None and expect[2] == b"new" + keys[2]
+    r.refresh()
+    assert r.get_many(keys) == [
+        None if i % 4 == 1 else (b"new" if i % 2 == 0 else b"old") + k for i, k in enumerate(keys)
+    ]
+    w.close(commit=False)
+
+
 def test_changing_the_store_during_iteration_raises(store):
     store.update({b"key%d" % i: b"v" for i in range(10_000)})
     with pytest.raises(RuntimeError, match="changed during iteration"):

@@ -48,7 +48,7 @@ pub trait Values: Send {
     fn prefetch(&self, _i: usize) {}
 }
 
-/// Values left where they lie (in a memory map that outlives the call):
+/// Values left where they lie (in memory that outlives the call):
 /// no copy on the lookup side; the calling thread prefetches a few values
 /// ahead of the one it builds, since they were last read on another core.
 impl Values for Vec<Option<&[u8]>> {
@@ -64,41 +64,6 @@ impl Values for Vec<Option<&[u8]>> {
         if let Some(Some(v)) = self.get(i) {
             vastdict_core::prefetch::read(v.as_ptr());
         }
-    }
-}
-
-/// Values found by a batch lookup, copied into one buffer; `None` where
-/// the key is missing.
-#[derive(Default)]
-pub struct Found {
-    values: Batch,
-    present: Vec<bool>,
-}
-
-impl Found {
-    pub fn collect(vals: &[Option<&[u8]>]) -> Self {
-        let mut found = Found {
-            values: Batch {
-                bytes: Vec::with_capacity(vals.iter().flatten().map(|v| v.len()).sum()),
-                ends: Vec::with_capacity(vals.len()),
-            },
-            present: Vec::with_capacity(vals.len()),
-        };
-        for v in vals {
-            found.values.push(v.unwrap_or_default());
-            found.present.push(v.is_some());
-        }
-        found
-    }
-}
-
-impl Values for Found {
-    fn count(&self) -> usize {
-        self.present.len()
-    }
-
-    fn value(&self, i: usize) -> Option<&[u8]> {
-        self.present[i].then(|| self.values.get(i))
     }
 }
 

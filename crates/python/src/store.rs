@@ -7,7 +7,7 @@
 
 use crate::codec::Codec;
 use crate::errors::{closed, forked, to_py, IntoPyResult};
-use crate::pipeline::{self, Batch, Found};
+use crate::pipeline::{self, Batch};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
@@ -284,11 +284,10 @@ impl NativeStore {
         let g = self.read(py)?;
         let store = store!(g);
         let pool = crate::threads::pool()?;
+        // Values stay where they lie (the read lock held through the call
+        // keeps them there): the calling thread builds objects from them.
         pipeline::lookup_many(py, keys, self.key_codec, self.value_codec, |batch| {
-            // The worker copies the values out while they are hot in its
-            // cache; the calling thread then reads one sequential buffer.
             pool.install(|| store.get_many(&batch.refs()))
-                .map(|vals| Found::collect(&vals))
         })
     }
 

@@ -442,20 +442,25 @@ impl Partition {
         }
     }
 
-    /// Location in the first slot of the home group carrying `tag`
-    /// (without comparing keys): where the key most likely is, for
-    /// prefetching its record.
+    /// Location in the first slot carrying `tag` on the probe sequence,
+    /// looking no further than the two groups [`Partition::prefetch`]
+    /// loads (without comparing keys): where the key most likely is, for
+    /// prefetching its record, and the slot a probe for the key would
+    /// check first.
     #[inline]
     pub fn first_tag_match(&self, tag: u32) -> Option<Loc> {
-        let (home, _) = sequence(tag, self.groups());
-        let base = home as usize * GROUP_SLOTS;
-        for j in 0..GROUP_SLOTS {
-            let s = self.slot(base + j);
-            if s == EMPTY {
-                return None;
-            }
-            if s != DELETED && slot_tag(s) == tag {
-                return Some(slot_loc(s));
+        let groups = self.groups();
+        let (home, step) = sequence(tag, groups);
+        for g in [home, (home + step) % groups] {
+            let base = g as usize * GROUP_SLOTS;
+            for j in 0..GROUP_SLOTS {
+                let s = self.slot(base + j);
+                if s == EMPTY {
+                    return None;
+                }
+                if s != DELETED && slot_tag(s) == tag {
+                    return Some(slot_loc(s));
+                }
             }
         }
         None

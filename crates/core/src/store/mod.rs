@@ -384,21 +384,43 @@ impl Store {
     fn get_window_chunk<'a>(&'a self, keys: &[&[u8]], out: &mut [Option<Value<'a>>]) -> Result<()> {
         const WINDOW: usize = 32;
         let mut hashes = [KeyHash(0); WINDOW];
+        let mut hints = [None; WINDOW];
         for (ks, os) in keys.chunks(WINDOW).zip(out.chunks_mut(WINDOW)) {
             for (h, k) in hashes.iter_mut().zip(ks) {
                 *h = self.hash(k);
                 self.gen.index.prefetch(*h);
             }
-            for h in &hashes[..ks.len()] {
-                if let Some(loc) = self.gen.index.first_tag_match(*h) {
+            for (h, hint) in hashes.iter().zip(&mut hints).take(ks.len()) {
+                *hint = self.gen.index.first_tag_match(*h);
+                if let Some(loc) = *hint {
                     self.gen.log.prefetch(loc);
                 }
             }
-            for ((o, k), h) in os.iter_mut().zip(ks).zip(&hashes) {
-                *o = self.get_hashed(*h, k)?;
+            for (((o, k), h), hint) in os.iter_mut().zip(ks).zip(&hashes).zip(&hints) {
+                *o = self.get_hinted(*h, k, *hint)?;
             }
         }
         Ok(())
+    }
+
+    /// [`Store::get_hashed`] given `hint`, the location in the first slot
+    /// with the key's tag on its probe sequence. When that record is inside
+    /// this handle's snapshot and holds the key, it is what a probe would
+    /// find (a probe starts at that slot and takes the first slot whose
+    /// record holds the key), so the probe is skipped.
+    fn get_hinted(&self, h: KeyHash, key: &[u8], hint: Option<Loc>) -> Result<Option<Value<'_>>> {
+        if let Some(w) = &self.writer {
+            if let Some(s) = w.pending.find(h, key) {
+                return Ok(w.pending.value(s));
+            }
+        }
+        if let Some(loc) = hint.filter(|&loc| loc < self.limit()) {
+            let r = self.gen.log.record(loc)?;
+            if r.key == key {
+                return Ok(r.value);
+            }
+        }
+        Ok(self.find_visible(h, key)?.and_then(|(_, r)| r.value))
     }
 
     /// The visible version of `key` in the log (a put or a tombstone) and
