@@ -232,10 +232,9 @@ class LSHIndex:
         try:
             # The common case, a row of a signature array, goes straight
             # through; anything else is converted (and checked) first.
-            found = self._x.query(signature, v)
+            return self._x.query(signature, v)
         except (TypeError, ValueError):
-            found = self._x.query(self._sigs(signature)[0], v)
-        return np.frombuffer(found, dtype=np.uint64)
+            return self._x.query(self._sigs(signature)[0], v)
 
     def _verify(self, verify: bool | float | str) -> float | None:
         return _verify_arg(verify, self.threshold, self.keep_signatures)

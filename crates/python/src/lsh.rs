@@ -4,6 +4,7 @@
 
 use crate::errors::{closed, IntoPyResult};
 use crate::intmap::{buffer, slice, slice_mut};
+use numpy::{PyArray1, PyArrayMethods};
 use parking_lot::RwLock;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -362,20 +363,30 @@ impl NativeLshIndex {
         })
     }
 
-    /// One signature's candidates, on this thread (no pool hand-off).
+    /// One signature's candidates as a uint64 array, on this thread (no
+    /// pool hand-off). A single query takes a few microseconds, so what
+    /// surrounds it counts: a uint32 NumPy row is read through NumPy's own
+    /// API (the buffer protocol costs more than the copy), and the answer
+    /// is handed back as an array, with no view to make in Python.
     #[pyo3(signature = (sig, verify))]
     fn query<'py>(
         &self,
         py: Python<'py>,
         sig: &Bound<'_, PyAny>,
         verify: Option<f64>,
-    ) -> PyResult<Bound<'py, PyByteArray>> {
-        let sb = buffer::<u32>(sig, "signature", "uint32")?;
-        let s = slice(&sb, "signature")?;
+    ) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        let row = match sig
+            .cast::<PyArray1<u32>>()
+            .ok()
+            .and_then(|a| a.to_vec().ok())
+        {
+            Some(row) => row,
+            None => slice(&buffer::<u32>(sig, "signature", "uint32")?, "signature")?.to_vec(),
+        };
         let ids = self.with(py, |x| {
-            py.detach(|| x.query(s, verify_of(verify))).py_err(py)
+            py.detach(|| x.query(&row, verify_of(verify))).py_err(py)
         })?;
-        le_bytes(py, &ids)
+        Ok(PyArray1::from_vec(py, ids))
     }
 
     #[pyo3(signature = (sigs, verify))]

@@ -103,26 +103,29 @@ pub struct LshIndex {
 /// The signature's bands hashed: `n * bands` hashes, row-major.
 pub(crate) fn band_hashes(cfg: &LshConfig, sigs: &[u32]) -> Vec<u64> {
     let mut out = vec![0u64; sigs.len() / cfg.num_perm * cfg.bands];
-    let hash = |buf: &mut Vec<u8>, (o, sig): (&mut [u64], &[u32])| {
-        le_row(sig, buf);
-        let r = 4 * cfg.rows;
-        for (j, h) in o.iter_mut().enumerate() {
-            *h = xxh3_64_with_seed(&buf[j * r..(j + 1) * r], j as u64);
-        }
-    };
     // A few rows are hashed in place: handing them to the thread pool
     // would cost more than the hashing (microseconds per call).
     if out.len() <= 64 * cfg.bands {
         let mut buf = Vec::new();
         out.chunks_mut(cfg.bands)
             .zip(sigs.chunks(cfg.num_perm))
-            .for_each(|row| hash(&mut buf, row));
+            .for_each(|(o, sig)| hash_bands(cfg, sig, &mut buf, o));
     } else {
         out.par_chunks_mut(cfg.bands)
             .zip(sigs.par_chunks(cfg.num_perm))
-            .for_each_init(Vec::new, hash);
+            .for_each_init(Vec::new, |buf, (o, sig)| hash_bands(cfg, sig, buf, o));
     }
     out
+}
+
+/// One signature's band hashes into `out` (`bands` long), with `buf` as
+/// room for its bytes.
+pub(crate) fn hash_bands(cfg: &LshConfig, sig: &[u32], buf: &mut Vec<u8>, out: &mut [u64]) {
+    le_row(sig, buf);
+    let r = 4 * cfg.rows;
+    for (j, h) in out.iter_mut().enumerate() {
+        *h = xxh3_64_with_seed(&buf[j * r..(j + 1) * r], j as u64);
+    }
 }
 
 /// Positions where two little-endian signature rows agree.

@@ -2,7 +2,7 @@
 //! with their memory reads issued ahead, the slots found merged, and the
 //! live ones verified and turned into ids.
 
-use super::index::{agreement, band_hashes, le_row, LshIndex, Verify};
+use super::index::{agreement, band_hashes, hash_bands, le_row, LshIndex, Verify};
 use crate::error::{Error, Result};
 use crate::intmap::unmix;
 use rayon::prelude::*;
@@ -12,6 +12,25 @@ const ROWS_PER_TASK: usize = 256;
 /// How many lookups ahead the directory and bucket reads are issued.
 const DIR_AHEAD: usize = 48;
 const BUCKET_AHEAD: usize = 16;
+
+/// Buffers a search reuses from one row (and, for single queries, one
+/// call) to the next.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// A signature as little-endian bytes (band hashing, verification).
+    bytes: Vec<u8>,
+    hashes: Vec<u64>,
+    /// Slots found in the band tables, all bands of all rows.
+    found: Vec<u32>,
+    /// Where each row's slots end in `found`.
+    ends: Vec<usize>,
+    /// One row's slots, merged.
+    row: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
 
 /// Rows of a batch being inserted: row `i` also matches
 /// `slots[starts[i]..starts[i + 1]]`: earlier rows of the batch, by the
@@ -29,7 +48,8 @@ pub(crate) struct Batch<'a> {
 impl LshIndex {
     /// The candidates of one signature, on the calling thread: a single
     /// query is a few microseconds of work, less than handing it to a
-    /// thread pool would cost.
+    /// thread pool would cost. Its working buffers are the thread's own,
+    /// kept from one query to the next, so it allocates only its answer.
     pub fn query(&self, sig: &[u32], verify: Verify) -> Result<Vec<u64>> {
         if sig.len() != self.cfg.num_perm {
             return Err(Error::Invalid(format!(
@@ -39,10 +59,29 @@ impl LshIndex {
             )));
         }
         self.check_verify(verify)?;
-        let hashes = band_hashes(&self.cfg, sig);
-        let mut ids = Vec::new();
-        self.search_rows(sig, &hashes, 0, None, verify, &mut Vec::new(), &mut ids)?;
-        Ok(ids)
+        SCRATCH.with(|cell| {
+            let mut guard = cell.try_borrow_mut();
+            let mut own = Scratch::default();
+            // Only a query made from inside another on this thread (not
+            // something this code does) would find the buffers taken.
+            let scratch = guard.as_deref_mut().unwrap_or(&mut own);
+            let mut hashes = std::mem::take(&mut scratch.hashes);
+            hashes.resize(self.cfg.bands, 0);
+            hash_bands(&self.cfg, sig, &mut scratch.bytes, &mut hashes);
+            let mut ids = Vec::new();
+            let done = self.search_rows(
+                sig,
+                &hashes,
+                0,
+                None,
+                verify,
+                scratch,
+                &mut Vec::new(),
+                &mut ids,
+            );
+            scratch.hashes = hashes;
+            done.map(|()| ids)
+        })
     }
 
     /// Candidates of each row of `sigs` in CSR form: `(offsets, ids)`.
@@ -84,7 +123,8 @@ impl LshIndex {
                     }
                 };
                 let (mut counts, mut ids) = (Vec::with_capacity(r1 - r0), Vec::new());
-                self.search_rows(rows, hs, r0, batch, verify, &mut counts, &mut ids)?;
+                let scratch = &mut Scratch::default();
+                self.search_rows(rows, hs, r0, batch, verify, scratch, &mut counts, &mut ids)?;
                 Ok((counts, ids))
             })
             .collect::<Result<_>>()?;
@@ -107,37 +147,48 @@ impl LshIndex {
         r0: usize,
         batch: Option<Batch<'_>>,
         verify: Verify,
+        scratch: &mut Scratch,
         counts: &mut Vec<u64>,
         ids: &mut Vec<u64>,
     ) -> Result<()> {
         let (np, bands) = (self.cfg.num_perm, self.cfg.bands);
-        let probes: Vec<_> = hashes
-            .iter()
-            .enumerate()
-            .map(|(i, &h)| self.tables[i % bands].probe(unmix(h)))
-            .collect();
-        for p in probes.iter().take(DIR_AHEAD) {
+        // Probes are cheap to make (a mix and a table index), so each is
+        // made where it is used rather than kept in a list.
+        let probe = |i: usize| {
+            hashes
+                .get(i)
+                .map(|&h| self.tables[i % bands].probe(unmix(h)))
+        };
+        for p in (0..DIR_AHEAD).filter_map(probe) {
             p.prefetch_dir();
         }
-        for p in probes.iter().take(BUCKET_AHEAD) {
+        for p in (0..BUCKET_AHEAD).filter_map(probe) {
             p.prefetch_bucket();
         }
-        let mut found: Vec<u32> = Vec::new();
-        let mut ends = Vec::with_capacity(probes.len() / bands);
-        for (i, p) in probes.iter().enumerate() {
-            if let Some(a) = probes.get(i + DIR_AHEAD) {
+        let Scratch {
+            found,
+            ends,
+            row,
+            bytes: query,
+            ..
+        } = scratch;
+        found.clear();
+        ends.clear();
+        for i in 0..hashes.len() {
+            if let Some(a) = probe(i + DIR_AHEAD) {
                 a.prefetch_dir();
             }
-            if let Some(a) = probes.get(i + BUCKET_AHEAD) {
+            if let Some(a) = probe(i + BUCKET_AHEAD) {
                 a.prefetch_bucket();
             }
-            p.get_into(&mut found)?;
+            if let Some(p) = probe(i) {
+                p.get_into(found)?;
+            }
             if (i + 1) % bands == 0 {
                 ends.push(found.len());
             }
         }
         let need = self.needed(verify);
-        let (mut row, mut query) = (Vec::new(), Vec::new());
         let mut start = 0;
         for (j, &end) in ends.iter().enumerate() {
             row.clear();
@@ -150,10 +201,10 @@ impl LshIndex {
             row.dedup();
             let sig = &rows[j * np..(j + 1) * np];
             if verify != Verify::Raw {
-                le_row(sig, &mut query);
+                le_row(sig, query);
             }
             let before = ids.len();
-            for &s in &row {
+            for &s in row.iter() {
                 let slot = u64::from(s);
                 if self.is_dead(slot) {
                     continue;
@@ -165,7 +216,7 @@ impl LshIndex {
                             let other = &b.sigs[at..at + np];
                             sig.iter().zip(other).filter(|(x, y)| x == y).count()
                         }
-                        _ => agreement(&query, self.sigs.row(slot)),
+                        _ => agreement(query, self.sigs.row(slot)),
                     };
                     if agree < need {
                         continue;
