@@ -14,7 +14,6 @@
 //! assert_eq!(s.get(b"key").unwrap(), Some(&b"value"[..]));
 //! ```
 
-pub mod append;
 pub mod checksum;
 pub mod error;
 pub mod files;

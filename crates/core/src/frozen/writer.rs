@@ -6,11 +6,10 @@
 //! in parallel, range by range, and written in order.
 
 use super::format::{self, Entry, Header, ENTRY_LEN, HEADER_LEN, MAX_SHIFT};
-use crate::append::AlignedAppender;
 use crate::error::{Error, IoContext, Result};
 use rayon::prelude::*;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,16 +26,11 @@ pub trait SortedPairs: Sync {
 
 /// Pairs a range of buckets is encoded with at a time, per thread.
 const RANGE_PAIRS: usize = 1 << 16;
-/// Bytes of a side file copied into the output at a time.
-const SIDE_COPY: usize = 8 << 20;
 /// How far ahead of the pair being encoded its successors are prefetched.
 const PREFETCH_AHEAD: usize = 16;
 
 pub struct Writer {
     files: Files,
-    /// The output file from its start: the data as it is encoded, then
-    /// the side files; the header is written over its place at the end.
-    out: AlignedAppender,
     header: Header,
     next_bucket: u64,
 }
@@ -85,11 +79,6 @@ impl Writer {
                 ..header
             },
             next_bucket: 0,
-            out: {
-                let mut out = AlignedAppender::new(0);
-                out.carry_zeros(HEADER_LEN as usize);
-                out
-            },
         })
     }
 
@@ -133,12 +122,11 @@ impl Writer {
         // A writer thread writes each group while the next is encoded.
         let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Part>, Vec<Base>)>(1);
         let files = &self.files;
-        let out = &mut self.out;
         std::thread::scope(|scope| -> Result<()> {
             let writer = scope.spawn(move || -> Result<()> {
                 for (parts, bases) in rx {
                     for (part, base) in parts.iter().zip(bases) {
-                        files.write_part(part, base, out)?;
+                        files.write_part(part, base)?;
                     }
                 }
                 Ok(())
@@ -205,27 +193,22 @@ impl Writer {
             .write_all_at(&sentinel.encode(), self.next_bucket * ENTRY_LEN)
             .at(&files.table_path)?;
         self.header.index_len = self.header.len * 3;
-        let (out, out_path) = (files.out, files.out_path);
-        let mut appender = self.out;
-        let mut buf = vec![0u8; SIDE_COPY];
+        let mut out = files.out;
+        let out_path = files.out_path;
+        out.seek(SeekFrom::Start(HEADER_LEN + self.header.data_len))
+            .at(&out_path)?;
         for (mut f, path) in [
             (files.index, &files.index_path),
             (files.table, &files.table_path),
         ] {
             f.seek(SeekFrom::Start(0)).at(path)?;
-            loop {
-                let n = f.read(&mut buf).at(path)?;
-                if n == 0 {
-                    break;
-                }
-                appender.append(&out, &buf[..n]).at(&out_path)?;
-            }
+            std::io::copy(&mut f, &mut out).at(&out_path)?;
             drop(f);
             std::fs::remove_file(path).at(path)?;
         }
-        drop(buf);
-        let len = appender.finish(&out).at(&out_path)?;
-        out.write_all_at(&self.header.encode()?, 0).at(&out_path)?;
+        out.seek(SeekFrom::Start(0)).at(&out_path)?;
+        out.write_all(&self.header.encode()?).at(&out_path)?;
+        let len = out.seek(SeekFrom::End(0)).at(&out_path)?;
         if len != self.header.file_len() {
             return Err(Error::Invalid(format!(
                 "internal error: frozen file is {len} bytes, expected {}",
@@ -240,12 +223,7 @@ impl Writer {
 impl Files {
     /// Write one encoded range at its place: its data and index as they
     /// are, and its table entries now that the absolute offsets are known.
-    fn write_part(
-        &self,
-        part: &Part,
-        (data_base, first_base, bucket_base): Base,
-        out: &mut AlignedAppender,
-    ) -> Result<()> {
+    fn write_part(&self, part: &Part, (data_base, first_base, bucket_base): Base) -> Result<()> {
         let mut table = Vec::with_capacity(part.buckets.len() * ENTRY_LEN as usize);
         let mut cum = 0usize;
         for (j, b) in part.buckets.iter().enumerate() {
@@ -270,11 +248,10 @@ impl Files {
             table.extend_from_slice(&Entry { crc, ..entry }.encode());
             cum += b.count as usize;
         }
-        debug_assert_eq!(out.end(), HEADER_LEN + data_base);
-        let (from, to) = out.append(&self.out, &part.data).at(&self.out_path)?;
-        if to > from {
-            crate::files::start_writeback(&self.out, from, to - from);
-        }
+        self.out
+            .write_all_at(&part.data, HEADER_LEN + data_base)
+            .at(&self.out_path)?;
+        crate::files::start_writeback(&self.out, HEADER_LEN + data_base, part.data.len() as u64);
         self.index
             .write_all_at(&part.index, 3 * first_base)
             .at(&self.index_path)?;
