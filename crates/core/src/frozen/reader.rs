@@ -258,8 +258,11 @@ impl Frozen {
                 matches.push_back(found);
             }
             if let Some(j) = i.checked_sub(3 * STAGE_LAG).filter(|&j| j < n) {
+                // Stage 3 ran on key `j` a lag ago, so its result is queued.
                 let Some(found) = matches.pop_front() else {
-                    break; // unreachable: stage 3 ran on key `j` a lag ago
+                    return Err(Error::Invalid(
+                        "internal error: a batch lookup lost its place".into(),
+                    ));
                 };
                 let (bk, first) = found?;
                 let fp = format::fingerprint(hashes[j]);
