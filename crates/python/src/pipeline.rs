@@ -39,33 +39,9 @@ impl Batch {
     }
 }
 
-/// What a batch lookup hands back to the calling thread: a value (or
-/// `None`) per key, in order.
-pub trait Values: Send {
-    fn count(&self) -> usize;
-    fn value(&self, i: usize) -> Option<&[u8]>;
-    /// Hint that value `i` will be read soon.
-    fn prefetch(&self, _i: usize) {}
-}
-
-/// Values left where they lie (in memory that outlives the call):
-/// no copy on the lookup side; the calling thread prefetches a few values
-/// ahead of the one it builds, since they were last read on another core.
-impl Values for Vec<Option<&[u8]>> {
-    fn count(&self) -> usize {
-        self.len()
-    }
-
-    fn value(&self, i: usize) -> Option<&[u8]> {
-        self[i]
-    }
-
-    fn prefetch(&self, i: usize) {
-        if let Some(Some(v)) = self.get(i) {
-            vastdict_core::prefetch::read(v.as_ptr());
-        }
-    }
-}
+/// What a batch lookup hands back to the calling thread: per key its
+/// value where it lies (in memory that outlives the call), or `None`.
+pub type Found<'v> = Vec<Option<&'v [u8]>>;
 
 /// Send without holding the GIL while the channel is full.
 pub fn send<T: Send>(py: Python<'_>, tx: &SyncSender<T>, item: T) -> bool {
@@ -105,7 +81,7 @@ const CHUNK: usize = 8192;
 /// than one chunk run as a pipeline: this thread reads the next chunk's
 /// keys and builds the previous chunk's values while a worker looks up
 /// the current one.
-pub fn lookup_many<'py, L, V>(
+pub fn lookup_many<'py, 'v, L>(
     py: Python<'py>,
     keys: &Bound<'py, PyAny>,
     key_codec: Codec,
@@ -113,20 +89,23 @@ pub fn lookup_many<'py, L, V>(
     lookup: L,
 ) -> PyResult<Bound<'py, PyList>>
 where
-    L: Fn(&Batch) -> vastdict_core::Result<V> + Sync,
-    V: Values,
+    L: Fn(&Batch) -> vastdict_core::Result<Found<'v>> + Sync,
 {
     use crate::errors::IntoPyResult;
-    /// Values prefetched ahead of the one being built.
+    /// Values prefetched ahead of the one being built: they were last read
+    /// on another core.
     const AHEAD: usize = 8;
     let mut out: Vec<Bound<'py, PyAny>> = Vec::with_capacity(keys.len().unwrap_or(0));
-    let push = |out: &mut Vec<Bound<'py, PyAny>>, found: &V| -> PyResult<()> {
-        for i in 0..AHEAD {
-            found.prefetch(i);
-        }
-        for i in 0..found.count() {
-            found.prefetch(i + AHEAD);
-            out.push(match found.value(i) {
+    let push = |out: &mut Vec<Bound<'py, PyAny>>, found: &Found<'_>| -> PyResult<()> {
+        let prefetch = |i: usize| {
+            if let Some(Some(v)) = found.get(i) {
+                vastdict_core::prefetch::read(v.as_ptr());
+            }
+        };
+        (0..AHEAD).for_each(prefetch);
+        for (i, v) in found.iter().enumerate() {
+            prefetch(i + AHEAD);
+            out.push(match v {
                 Some(v) => value_codec.decode(py, v)?,
                 None => py.None().into_bound(py),
             });
@@ -141,7 +120,7 @@ where
         return PyList::new(py, out);
     }
     let (tx, rx_keys) = channel::<Batch>();
-    let (tx_found, rx) = channel::<vastdict_core::Result<V>>();
+    let (tx_found, rx) = channel::<vastdict_core::Result<Found<'v>>>();
     let lookup = &lookup;
     std::thread::scope(|scope| -> PyResult<()> {
         scope.spawn(move || {

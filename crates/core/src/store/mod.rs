@@ -345,12 +345,7 @@ impl Store {
 
     /// Look up `key` whose hash is already known.
     pub fn get_hashed(&self, h: KeyHash, key: &[u8]) -> Result<Option<Value<'_>>> {
-        if let Some(w) = &self.writer {
-            if let Some(s) = w.pending.find(h, key) {
-                return Ok(w.pending.value(s));
-            }
-        }
-        Ok(self.find_visible(h, key)?.and_then(|(_, r)| r.value))
+        self.get_hinted(h, key, None)
     }
 
     /// Look up many keys; large batches are spread over all cores.
