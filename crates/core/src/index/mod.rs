@@ -237,9 +237,16 @@ impl Index {
         Ok((p, part.probe(h.tag(), is_key)?))
     }
 
+    /// Start loading the slots a write of `h` probes.
     #[inline]
     pub fn prefetch(&self, h: KeyHash) {
         self.partition_of(h).1.prefetch(h.tag());
+    }
+
+    /// Start loading the slots a lookup of `h` most likely reads.
+    #[inline]
+    pub fn prefetch_home(&self, h: KeyHash) {
+        self.partition_of(h).1.prefetch_home(h.tag());
     }
 
     #[inline]

@@ -383,7 +383,7 @@ impl Store {
         for (ks, os) in keys.chunks(WINDOW).zip(out.chunks_mut(WINDOW)) {
             for (h, k) in hashes.iter_mut().zip(ks) {
                 *h = self.hash(k);
-                self.gen.index.prefetch(*h);
+                self.gen.index.prefetch_home(*h);
             }
             for (h, hint) in hashes.iter().zip(&mut hints).take(ks.len()) {
                 *hint = self.gen.index.first_tag_match(*h);
