@@ -92,7 +92,7 @@ impl<V: Value> IntMultiMap<V> {
     /// Write the map to `path` (atomically), folding every change into
     /// the segments first. Returns the file's size.
     pub fn save(&mut self, path: &Path) -> Result<u64> {
-        self.compact()?;
+        self.fold()?;
         let mut table = vec![0u8; TABLE_LEN];
         let mut off = DATA_OFF as u64;
         for (p, seg) in self.segments().enumerate() {

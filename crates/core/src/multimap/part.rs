@@ -6,6 +6,7 @@ use super::file::MappedFile;
 use super::segment::{encode, Layout, SegView};
 use crate::error::Result;
 use crate::intmap::Value;
+use memmap2::Mmap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -13,6 +14,9 @@ use std::sync::Arc;
 enum Bytes {
     Owned(Vec<u8>),
     Mapped(Arc<MappedFile>, usize),
+    /// In one block of memory with the other segments of its map (see
+    /// [`super::IntMultiMap::compact`]).
+    Packed(Arc<Mmap>, usize),
 }
 
 pub(crate) struct Seg {
@@ -40,10 +44,10 @@ impl Seg {
     pub fn view(&self) -> SegView<'_> {
         let n = self.lay.len() as usize;
         match &self.bytes {
-            Bytes::Owned(b) => SegView::new(b, self.lay, Path::new("(in memory)"), 0, false),
             Bytes::Mapped(f, off) => {
                 SegView::new(&f.map[*off..*off + n], self.lay, &f.path, *off as u64, true)
             }
+            _ => SegView::new(self.bytes(), self.lay, Path::new("(in memory)"), 0, false),
         }
     }
 
@@ -52,6 +56,7 @@ impl Seg {
         match &self.bytes {
             Bytes::Owned(b) => b,
             Bytes::Mapped(f, off) => &f.map[*off..*off + n],
+            Bytes::Packed(b, off) => &b[*off..*off + n],
         }
     }
 
@@ -59,7 +64,24 @@ impl Seg {
         match &self.bytes {
             Bytes::Owned(b) => b.capacity(),
             Bytes::Mapped(..) => 0,
+            Bytes::Packed(..) => self.lay.len() as usize,
         }
+    }
+
+    /// Whether the bytes come from a saved file (and stay there).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.bytes, Bytes::Mapped(..))
+    }
+
+    /// Whether the bytes are a buffer of their own.
+    pub fn is_owned(&self) -> bool {
+        matches!(self.bytes, Bytes::Owned(..))
+    }
+
+    /// Use the copy of these bytes at `off` in `block` from now on.
+    pub fn move_to(&mut self, block: &Arc<Mmap>, off: usize) {
+        debug_assert_eq!(&block[off..off + self.bytes().len()], self.bytes());
+        self.bytes = Bytes::Packed(Arc::clone(block), off);
     }
 }
 
