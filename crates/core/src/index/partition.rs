@@ -425,9 +425,10 @@ impl Partition {
         self.prefetch_group((home + step) % groups);
     }
 
-    /// Ask the CPU to start loading the home group of `tag` only: a key
-    /// that is there is nearly always found in it, and each line more in
-    /// flight per lookup slows a batch once the core's miss buffers fill.
+    /// Ask the CPU to start loading the home group of `tag` only: most
+    /// keys are found there (a key sits further on only if its home group
+    /// was full when it came), and each line more in flight per lookup
+    /// slows a batch once the core's miss buffers fill.
     #[inline]
     pub fn prefetch_home(&self, tag: u32) {
         self.prefetch_group(home_bucket(tag, self.groups()));
@@ -509,9 +510,8 @@ impl Partition {
 mod tests {
     use super::*;
 
-    /// A partition with `tag`'s home group filled by other tags (and
-    /// `home_loc` among them when given), `second` in the next group on
-    /// the sequence.
+    /// A partition with `home` in the first slots of `tag`'s home group
+    /// and `second` in the next group on its probe sequence.
     fn with_groups(dir: &Path, tag: u32, home: &[u64], second: &[u64]) -> Partition {
         let p = Partition::create(&dir.join("p.idx"), 1, 14, 0).expect("create");
         let groups = p.groups();

@@ -362,8 +362,9 @@ impl<V: Value> IntMultiMap<V> {
 
     /// Copy every segment not mapped from a file into one new block of
     /// anonymous memory (each at a multiple of 8), if any has a buffer of
-    /// its own and together they fill [`PACK_FROM`]. Until the old buffers
-    /// are dropped both copies exist.
+    /// its own and together they fill [`PACK_FROM`]. Each old buffer is
+    /// dropped as soon as its segment is copied, so the map holds little
+    /// more than one copy at any time.
     fn pack(&mut self) -> Result<()> {
         if !self.parts.iter().any(|p| p.seg.is_owned()) {
             return Ok(());
@@ -375,41 +376,31 @@ impl<V: Value> IntMultiMap<V> {
                 seg.bytes().len().next_multiple_of(8)
             }
         };
-        let total: usize = self.segments().map(size).sum();
+        let mut offsets = Vec::with_capacity(self.parts.len());
+        let mut total = 0;
+        for seg in self.segments() {
+            offsets.push(total);
+            total += size(seg);
+        }
         if total < PACK_FROM {
             return Ok(());
         }
-        let io = |source| crate::error::Error::Io {
-            path: "(memory for an integer multimap)".into(),
-            source,
-        };
-        let mut block = memmap2::MmapMut::map_anon(total).map_err(io)?;
+        let block =
+            memmap2::MmapMut::map_anon(total).map_err(|source| crate::error::Error::Io {
+                path: "(memory for an integer multimap)".into(),
+                source,
+            })?;
         // A hint only: without huge pages the block works the same.
         #[cfg(target_os = "linux")]
         let _ = block.advise(memmap2::Advice::HugePage);
-        let mut offsets = Vec::with_capacity(self.parts.len());
-        let mut pieces = Vec::with_capacity(self.parts.len());
-        let mut rest = &mut block[..];
-        for seg in self.segments() {
-            let (piece, tail) = std::mem::take(&mut rest).split_at_mut(size(seg));
-            offsets.push(total - tail.len() - piece.len());
-            pieces.push(piece);
-            rest = tail;
-        }
+        let block = Arc::new(memmap2::MmapRaw::from(block));
         self.parts
-            .par_iter()
-            .zip(pieces)
+            .par_iter_mut()
+            .zip(offsets)
             .filter(|(p, _)| !p.seg.is_mapped())
-            .for_each(|(p, piece)| {
-                let b = p.seg.bytes();
-                piece[..b.len()].copy_from_slice(b);
-            });
-        let block = Arc::new(block.make_read_only().map_err(io)?);
-        for (p, off) in self.parts.iter_mut().zip(offsets) {
-            if !p.seg.is_mapped() {
-                p.seg.move_to(&block, off);
-            }
-        }
+            // SAFETY: the offsets are prefix sums of the sizes, so each
+            // segment gets a range of its own inside the block.
+            .for_each(|(p, off)| unsafe { p.seg.pack_into(&block, off) });
         Ok(())
     }
 

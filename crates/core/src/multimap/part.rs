@@ -6,7 +6,7 @@ use super::file::MappedFile;
 use super::segment::{encode, Layout, SegView};
 use crate::error::Result;
 use crate::intmap::Value;
-use memmap2::Mmap;
+use memmap2::MmapRaw;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,8 +15,8 @@ enum Bytes {
     Owned(Vec<u8>),
     Mapped(Arc<MappedFile>, usize),
     /// In one block of memory with the other segments of its map (see
-    /// [`super::IntMultiMap::compact`]).
-    Packed(Arc<Mmap>, usize),
+    /// [`Seg::pack_into`]).
+    Packed(Arc<MmapRaw>, usize),
 }
 
 pub(crate) struct Seg {
@@ -56,7 +56,10 @@ impl Seg {
         match &self.bytes {
             Bytes::Owned(b) => b,
             Bytes::Mapped(f, off) => &f.map[*off..*off + n],
-            Bytes::Packed(b, off) => &b[*off..*off + n],
+            // SAFETY: `pack_into` wrote this range before the segment
+            // switched to it, and nothing writes it again; the Arc keeps
+            // the block mapped.
+            Bytes::Packed(b, off) => unsafe { std::slice::from_raw_parts(b.as_ptr().add(*off), n) },
         }
     }
 
@@ -78,9 +81,18 @@ impl Seg {
         matches!(self.bytes, Bytes::Owned(..))
     }
 
-    /// Use the copy of these bytes at `off` in `block` from now on.
-    pub fn move_to(&mut self, block: &Arc<Mmap>, off: usize) {
-        debug_assert_eq!(&block[off..off + self.bytes().len()], self.bytes());
+    /// Copy the bytes to `off` in `block` and read them there from now on,
+    /// dropping the buffer they were in.
+    ///
+    /// # Safety
+    /// `block` must hold `off + self.bytes().len()` bytes, and no other
+    /// segment may be given a range of it that overlaps this one.
+    pub unsafe fn pack_into(&mut self, block: &Arc<MmapRaw>, off: usize) {
+        let b = self.bytes();
+        debug_assert!(off + b.len() <= block.len());
+        // SAFETY: in bounds and ours alone (the caller's promise); no
+        // segment reads the range before it is switched to it below.
+        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), block.as_mut_ptr().add(off), b.len()) };
         self.bytes = Bytes::Packed(Arc::clone(block), off);
     }
 }
