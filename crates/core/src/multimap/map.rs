@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// Keys looked up per parallel task.
 const CHUNK: usize = 4096;
 /// Segments held in memory are packed into one block from this size on:
-/// a smaller block would not hold a whole huge page, and the allocator
+/// a smaller block holds at most one whole huge page, and the allocator
 /// keeps the memory the scattered buffers leave behind for reuse, so the
 /// copy would cost memory and buy nothing. Measured on an LSH index at a
 /// million documents (16 tables of 5 MiB): single queries about a fifth
