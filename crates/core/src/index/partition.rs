@@ -510,10 +510,10 @@ impl Partition {
 mod tests {
     use super::*;
 
-    /// A partition with `home` in the first slots of `tag`'s home group
-    /// and `second` in the next group on its probe sequence.
-    fn with_groups(dir: &Path, tag: u32, home: &[u64], second: &[u64]) -> Partition {
-        let p = Partition::create(&dir.join("p.idx"), 1, 14, 0).expect("create");
+    /// A partition file `name` with `home` in the first slots of `tag`'s
+    /// home group and `second` in the next group on its probe sequence.
+    fn with_groups(dir: &Path, name: &str, tag: u32, home: &[u64], second: &[u64]) -> Partition {
+        let p = Partition::create(&dir.join(name), 1, 14, 0).expect("create");
         let groups = p.groups();
         let (g0, step) = sequence(tag, groups);
         for (base, slots) in [(g0, home), ((g0 + step) % groups, second)] {
@@ -533,22 +533,18 @@ mod tests {
             .map(|i| make_slot(other, i))
             .collect();
         // Home group full of other tags: the match is in the next group.
-        let p = with_groups(dir.path(), tag, &full, &[make_slot(tag, 42)]);
+        let p = with_groups(dir.path(), "a", tag, &full, &[make_slot(tag, 42)]);
         assert_eq!(p.first_tag_match(tag), Some(42));
-        drop(p);
-        std::fs::remove_file(dir.path().join("p.idx")).expect("remove");
 
         // A deleted slot is skipped, not taken for the end of the probe.
         let mut home = full.clone();
         home[3] = DELETED;
         home[5] = make_slot(tag, 7);
-        let p = with_groups(dir.path(), tag, &home, &[make_slot(tag, 42)]);
+        let p = with_groups(dir.path(), "b", tag, &home, &[make_slot(tag, 42)]);
         assert_eq!(p.first_tag_match(tag), Some(7));
-        drop(p);
-        std::fs::remove_file(dir.path().join("p.idx")).expect("remove");
 
         // An empty slot in the home group ends the probe there.
-        let p = with_groups(dir.path(), tag, &full[..4], &[make_slot(tag, 42)]);
+        let p = with_groups(dir.path(), "c", tag, &full[..4], &[make_slot(tag, 42)]);
         assert_eq!(p.first_tag_match(tag), None);
     }
 }
