@@ -64,7 +64,7 @@ macro_rules! intmap_class {
                 py: Python<'_>,
                 f: impl FnOnce(&State<$v>) -> PyResult<R>,
             ) -> PyResult<R> {
-                let g = self.state.read();
+                let g = crate::locks::read(py, &self.state);
                 if matches!(*g, State::Closed) {
                     return Err(closed(py));
                 }
@@ -76,7 +76,7 @@ macro_rules! intmap_class {
                 py: Python<'_>,
                 f: impl FnOnce(&mut OverlayMap<$v>) -> PyResult<R>,
             ) -> PyResult<R> {
-                let mut g = self.state.write();
+                let mut g = crate::locks::write(py, &self.state);
                 match &mut *g {
                     State::Writable(m) => f(m),
                     State::Frozen(_) => {
@@ -123,17 +123,17 @@ macro_rules! intmap_class {
             }
 
             #[getter]
-            fn writable(&self) -> bool {
-                matches!(*self.state.read(), State::Writable(_))
+            fn writable(&self, py: Python<'_>) -> bool {
+                matches!(*crate::locks::read(py, &self.state), State::Writable(_))
             }
 
             #[getter]
-            fn closed(&self) -> bool {
-                matches!(*self.state.read(), State::Closed)
+            fn closed(&self, py: Python<'_>) -> bool {
+                matches!(*crate::locks::read(py, &self.state), State::Closed)
             }
 
-            fn close(&self) {
-                *self.state.write() = State::Closed;
+            fn close(&self, py: Python<'_>) {
+                *crate::locks::write(py, &self.state) = State::Closed;
             }
 
             fn __len__(&self, py: Python<'_>) -> PyResult<usize> {

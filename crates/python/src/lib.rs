@@ -8,6 +8,7 @@ mod codec;
 mod errors;
 mod frozen;
 mod intmap;
+mod locks;
 mod lsh;
 mod multimap;
 mod pipeline;

@@ -277,7 +277,7 @@ fn verify_of(v: Option<f64>) -> Verify {
 
 impl NativeLshIndex {
     fn with<R>(&self, py: Python<'_>, f: impl FnOnce(&LshIndex) -> PyResult<R>) -> PyResult<R> {
-        match &*self.state.read() {
+        match &*crate::locks::read(py, &self.state) {
             State::Open(i) => f(i),
             State::Closed => Err(closed(py)),
         }
@@ -288,7 +288,7 @@ impl NativeLshIndex {
         py: Python<'_>,
         f: impl FnOnce(&mut LshIndex) -> PyResult<R>,
     ) -> PyResult<R> {
-        match &mut *self.state.write() {
+        match &mut *crate::locks::write(py, &self.state) {
             State::Open(i) => f(i),
             State::Closed => Err(closed(py)),
         }
@@ -491,7 +491,7 @@ impl NativeLshIndex {
         })
     }
 
-    fn close(&self) {
-        *self.state.write() = State::Closed;
+    fn close(&self, py: Python<'_>) {
+        *crate::locks::write(py, &self.state) = State::Closed;
     }
 }

@@ -41,7 +41,7 @@ macro_rules! multimap_class {
                 py: Python<'_>,
                 f: impl FnOnce(&IntMultiMap<$v>) -> PyResult<R>,
             ) -> PyResult<R> {
-                match &*self.state.read() {
+                match &*crate::locks::read(py, &self.state) {
                     State::Writable(m) | State::Frozen(m) => f(m),
                     State::Closed => Err(closed(py)),
                 }
@@ -52,7 +52,7 @@ macro_rules! multimap_class {
                 py: Python<'_>,
                 f: impl FnOnce(&mut IntMultiMap<$v>) -> PyResult<R>,
             ) -> PyResult<R> {
-                match &mut *self.state.write() {
+                match &mut *crate::locks::write(py, &self.state) {
                     State::Writable(m) => f(m),
                     State::Frozen(_) => {
                         Err(crate::errors::to_py(py, vastdict_core::Error::ReadOnly))
@@ -92,21 +92,21 @@ macro_rules! multimap_class {
             }
 
             #[getter]
-            fn path(&self) -> Option<PathBuf> {
-                match &*self.state.read() {
+            fn path(&self, py: Python<'_>) -> Option<PathBuf> {
+                match &*crate::locks::read(py, &self.state) {
                     State::Writable(m) | State::Frozen(m) => m.path().map(PathBuf::from),
                     State::Closed => None,
                 }
             }
 
             #[getter]
-            fn writable(&self) -> bool {
-                matches!(*self.state.read(), State::Writable(_))
+            fn writable(&self, py: Python<'_>) -> bool {
+                matches!(*crate::locks::read(py, &self.state), State::Writable(_))
             }
 
             #[getter]
-            fn closed(&self) -> bool {
-                matches!(*self.state.read(), State::Closed)
+            fn closed(&self, py: Python<'_>) -> bool {
+                matches!(*crate::locks::read(py, &self.state), State::Closed)
             }
 
             #[getter]
@@ -114,8 +114,8 @@ macro_rules! multimap_class {
                 self.with(py, |m| Ok(m.unique()))
             }
 
-            fn close(&self) {
-                *self.state.write() = State::Closed;
+            fn close(&self, py: Python<'_>) {
+                *crate::locks::write(py, &self.state) = State::Closed;
             }
 
             fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
@@ -243,7 +243,7 @@ macro_rules! multimap_class {
             /// Write the map to `path` (atomically); returns its size.
             fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<u64> {
                 let pool = crate::threads::pool()?;
-                let mut g = self.state.write();
+                let mut g = crate::locks::write(py, &self.state);
                 match &mut *g {
                     State::Writable(m) | State::Frozen(m) => {
                         py.detach(|| pool.install(|| m.save(&path))).py_err(py)
@@ -268,7 +268,7 @@ macro_rules! multimap_class {
                 })?;
                 d.set_item(
                     "mode",
-                    if self.writable() {
+                    if self.writable(py) {
                         "writable"
                     } else {
                         "frozen"
