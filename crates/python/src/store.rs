@@ -104,10 +104,7 @@ impl NativeStore {
 
     fn read<'a>(&'a self, py: Python<'_>) -> PyResult<RwLockReadGuard<'a, Option<Store>>> {
         self.check_process(py)?;
-        let g = match self.inner.try_read() {
-            Some(g) => g,
-            None => py.detach(|| self.inner.read()),
-        };
+        let g = crate::locks::read(py, &self.inner);
         if g.is_none() {
             return Err(closed(py));
         }
@@ -116,10 +113,7 @@ impl NativeStore {
 
     fn write<'a>(&'a self, py: Python<'_>) -> PyResult<RwLockWriteGuard<'a, Option<Store>>> {
         self.check_process(py)?;
-        let g = match self.inner.try_write() {
-            Some(g) => g,
-            None => py.detach(|| self.inner.write()),
-        };
+        let g = crate::locks::write(py, &self.inner);
         if g.is_none() {
             return Err(closed(py));
         }
@@ -386,10 +380,7 @@ impl NativeStore {
         if self.forget_forked_writer() {
             return Ok(());
         }
-        let taken = match self.inner.try_write() {
-            Some(mut g) => g.take(),
-            None => py.detach(|| self.inner.write().take()),
-        };
+        let taken = crate::locks::write(py, &self.inner).take();
         match taken {
             Some(s) => py.detach(move || s.close(commit)).py_err(py),
             None => Ok(()),
