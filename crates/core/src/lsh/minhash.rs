@@ -65,6 +65,14 @@ fn splitmix(state: &mut u64) -> u64 {
     mix64(*state)
 }
 
+/// The low and high 32 bits of each value.
+fn halves(v: &[u64]) -> (Vec<u32>, Vec<u32>) {
+    (
+        v.iter().map(|&x| x as u32).collect(),
+        v.iter().map(|&x| (x >> 32) as u32).collect(),
+    )
+}
+
 /// SplitMix64's finalizer: spreads every input bit over the whole word,
 /// so that small or structured user hashes still reduce to good 32-bit
 /// keys.
@@ -103,31 +111,21 @@ impl MinHasher {
         }
         let padded = num_perm.div_ceil(LANES) * LANES;
         let mut state = seed;
-        let (mut a_lo, mut a_hi, mut b_lo, mut b_hi) = (
-            Vec::with_capacity(padded),
-            Vec::with_capacity(padded),
-            Vec::with_capacity(padded),
-            Vec::with_capacity(padded),
-        );
-        let (mut a_all, mut b_all) = (Vec::with_capacity(padded), Vec::with_capacity(padded));
+        let (mut a, mut b) = (Vec::with_capacity(padded), Vec::with_capacity(padded));
         for _ in 0..padded {
-            let a = splitmix(&mut state) | 1;
-            let b = splitmix(&mut state);
-            a_all.push(a);
-            b_all.push(b);
-            a_lo.push(a as u32);
-            a_hi.push((a >> 32) as u32);
-            b_lo.push(b as u32);
-            b_hi.push((b >> 32) as u32);
+            a.push(splitmix(&mut state) | 1);
+            b.push(splitmix(&mut state));
         }
+        let (a_lo, a_hi) = halves(&a);
+        let (b_lo, b_hi) = halves(&b);
         Ok(MinHasher {
             num_perm,
             ngram,
             unit,
             seed,
             lowercase,
-            a: a_all,
-            b: b_all,
+            a,
+            b,
             a_lo,
             a_hi,
             b_lo,
