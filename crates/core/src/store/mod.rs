@@ -8,10 +8,12 @@
 //! reaches a version inside its snapshot (or finds the key did not exist).
 //! Records are never rewritten, so the chain is always there.
 
+mod commit;
 mod compact;
 mod freeze;
 mod generation;
 mod pending;
+mod read;
 mod recover;
 mod verify;
 
@@ -20,10 +22,8 @@ pub use verify::Report;
 use crate::error::{Error, IoContext, Result};
 use crate::files::{self, MANIFEST};
 use crate::hash::KeyHash;
-use crate::index::partition::Probe;
 use crate::manifest::{Commit, Header, Manifest, FLAG_WRITER_ACTIVE};
-use crate::record::{Loc, RecordRef, BLOCK_HEADER, FLAG_ABORT, FLAG_COMMIT, MAX_ITEM};
-use crate::scan::block_at;
+use crate::record::{Loc, MAX_ITEM};
 use generation::{Counters, Generation, MAX_RECORD_OVERHEAD};
 use pending::Pending;
 use std::fs::File;
@@ -337,152 +337,6 @@ impl Store {
             .map_or(self.commit.seq, |w| w.mutations)
     }
 
-    /// Look up `key`.
-    #[inline]
-    pub fn get(&self, key: &[u8]) -> Result<Option<Value<'_>>> {
-        self.get_hashed(self.hash(key), key)
-    }
-
-    /// Look up `key` whose hash is already known.
-    pub fn get_hashed(&self, h: KeyHash, key: &[u8]) -> Result<Option<Value<'_>>> {
-        self.get_hinted(h, key, None)
-    }
-
-    /// Look up many keys; large batches are spread over all cores.
-    ///
-    /// Lookups go in windows: first every slot of the window is requested
-    /// from memory, then every likely record, then the real lookups run on
-    /// warm cache lines, so the memory latencies overlap instead of adding up.
-    pub fn get_many<'a>(&'a self, keys: &[&[u8]]) -> Result<Vec<Option<Value<'a>>>> {
-        use rayon::prelude::*;
-        const PARALLEL_FROM: usize = 8192;
-        const CHUNK: usize = 2048;
-        let mut out = vec![None; keys.len()];
-        if keys.len() < PARALLEL_FROM {
-            self.get_window_chunk(keys, &mut out)?;
-        } else {
-            out.par_chunks_mut(CHUNK)
-                .zip(keys.par_chunks(CHUNK))
-                .try_for_each(|(o, k)| self.get_window_chunk(k, o))?;
-        }
-        Ok(out)
-    }
-
-    /// [`Store::get_many`] on the calling thread only (for callers that
-    /// run their own pipeline).
-    pub fn get_many_sequential<'a>(&'a self, keys: &[&[u8]]) -> Result<Vec<Option<Value<'a>>>> {
-        let mut out = vec![None; keys.len()];
-        self.get_window_chunk(keys, &mut out)?;
-        Ok(out)
-    }
-
-    fn get_window_chunk<'a>(&'a self, keys: &[&[u8]], out: &mut [Option<Value<'a>>]) -> Result<()> {
-        const WINDOW: usize = 32;
-        let mut hashes = [KeyHash(0); WINDOW];
-        let mut hints = [None; WINDOW];
-        for (ks, os) in keys.chunks(WINDOW).zip(out.chunks_mut(WINDOW)) {
-            for (h, k) in hashes.iter_mut().zip(ks) {
-                *h = self.hash(k);
-                self.gen.index.prefetch_home(*h);
-            }
-            for (h, hint) in hashes.iter().zip(&mut hints).take(ks.len()) {
-                *hint = self.gen.index.first_tag_match(*h);
-                if let Some(loc) = *hint {
-                    self.gen.log.prefetch(loc);
-                }
-            }
-            for (((o, k), h), hint) in os.iter_mut().zip(ks).zip(&hashes).zip(&hints) {
-                *o = self.get_hinted(*h, k, *hint)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// [`Store::get_hashed`] given `hint`, the location in the first slot
-    /// with the key's tag on its probe sequence. When that record is inside
-    /// this handle's snapshot and holds the key, it is what a probe would
-    /// find (a probe starts at that slot and takes the first slot whose
-    /// record holds the key), so the probe is skipped.
-    fn get_hinted(&self, h: KeyHash, key: &[u8], hint: Option<Loc>) -> Result<Option<Value<'_>>> {
-        if let Some(w) = &self.writer {
-            if let Some(s) = w.pending.find(h, key) {
-                return Ok(w.pending.value(s));
-            }
-        }
-        if let Some(loc) = hint.filter(|&loc| loc < self.limit()) {
-            let r = self.gen.log.record(loc)?;
-            if r.key == key {
-                return Ok(r.value);
-            }
-        }
-        Ok(self.find_visible(h, key)?.and_then(|(_, r)| r.value))
-    }
-
-    /// The visible version of `key` in the log (a put or a tombstone) and
-    /// its location, ignoring the write buffer.
-    fn find_visible(&self, h: KeyHash, key: &[u8]) -> Result<Option<(Loc, RecordRef<'_>)>> {
-        let limit = self.limit();
-        let log = &self.gen.log;
-        let mut hit = None;
-        let (_, probe) = self.gen.index.probe(h, |loc| {
-            if loc < limit {
-                let r = log.record(loc)?;
-                if r.key == key {
-                    hit = Some(r);
-                    return Ok(true);
-                }
-                Ok(false)
-            } else {
-                log.with_record(loc, |r| r.key == key)
-            }
-        })?;
-        let Probe::Found(_, loc) = probe else {
-            return Ok(None);
-        };
-        if let Some(r) = hit {
-            return Ok(Some((loc, r)));
-        }
-        match self.visible_version(loc)? {
-            Some(loc) => Ok(Some((loc, log.record(loc)?))),
-            None => Ok(None),
-        }
-    }
-
-    /// Follow `prev` from `loc` back to the newest version inside this
-    /// handle's snapshot; `None` if the key did not exist then.
-    pub(crate) fn visible_version(&self, mut loc: Loc) -> Result<Option<Loc>> {
-        let limit = self.limit();
-        while loc >= limit {
-            match self.gen.log.with_record(loc, |r| r.prev)? {
-                // Versions only point back in time; anything else is damage
-                // (and would loop forever).
-                Some(prev) if prev < loc => loc = prev,
-                Some(_) => {
-                    return Err(Error::corrupt(
-                        self.gen.log.dir(),
-                        loc,
-                        "record points forward to a newer version",
-                    ))
-                }
-                None => return Ok(None),
-            }
-        }
-        Ok(Some(loc))
-    }
-
-    /// Whether `key` currently has a value, for the writer: from the write
-    /// buffer or the log.
-    fn is_live(&self, h: KeyHash, key: &[u8]) -> Result<bool> {
-        if let Some(w) = &self.writer {
-            if let Some(s) = w.pending.find(h, key) {
-                return Ok(w.pending.value(s).is_some());
-            }
-        }
-        Ok(self
-            .find_visible(h, key)?
-            .is_some_and(|(_, r)| r.value.is_some()))
-    }
-
     /// Set `key` to `value`.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         self.write(key, Some(value)).map(|_| ())
@@ -555,153 +409,6 @@ impl Store {
         Ok(existed)
     }
 
-    fn flush(&mut self, flags: u32) -> Result<()> {
-        self.writer()?;
-        let before = self.gen.log.end();
-        let r = self.flush_unchecked(flags);
-        if r.is_err() && self.gen.log.end() != before {
-            // The block is in the log but its slots may be half set.
-            return self.or_poison(|_| r);
-        }
-        r
-    }
-
-    fn flush_unchecked(&mut self, flags: u32) -> Result<()> {
-        let w = self.writer.as_mut().ok_or(Error::ReadOnly)?;
-        if let Some(at) = generation::write_block(
-            &mut w.pending,
-            &mut self.gen,
-            &mut w.block_seq,
-            flags,
-            &mut w.counters,
-        )? {
-            if flags == 0 {
-                w.spilled.push(at);
-            }
-        }
-        Ok(())
-    }
-
-    /// Make every change so far durable and visible to readers that
-    /// refresh. After this returns, a crash loses none of it.
-    pub fn commit(&mut self) -> Result<()> {
-        if !self.commit_durable()? {
-            return Ok(());
-        }
-        let w = self.writer()?;
-        let threshold = w.compact_threshold;
-        let log_bytes = self.gen.log.bytes_on_disk();
-        if threshold > 0.0
-            && log_bytes > 4 << 20
-            && self.commit.garbage as f64 > threshold * log_bytes as f64
-        {
-            self.compact()?;
-        }
-        Ok(())
-    }
-
-    /// The durable part of a commit; returns whether anything was written.
-    fn commit_durable(&mut self) -> Result<bool> {
-        if !self.writer()?.dirty {
-            return Ok(false);
-        }
-        self.flush(FLAG_COMMIT)?;
-        // After a failed fsync the kernel may have dropped the data it
-        // could not write; retrying would report success falsely.
-        self.or_poison(|s| s.gen.log.sync())?;
-        self.or_poison(|s| s.publish(FLAG_WRITER_ACTIVE))?;
-        let w = self.writer()?;
-        w.spilled.clear();
-        w.dirty = false;
-        Ok(true)
-    }
-
-    /// Write the manifest slot for the current state.
-    fn publish(&mut self, flags: u32) -> Result<()> {
-        let w = self.writer.as_ref().ok_or(Error::ReadOnly)?;
-        let c = Commit {
-            seq: self.commit.seq + 1,
-            generation: self.gen.number,
-            committed_end: self.gen.log.end(),
-            block_seq: w.block_seq,
-            entries: w.counters.entries,
-            garbage: w.counters.garbage,
-            flags,
-        };
-        self.slot = self.manifest.write(&c, self.slot)?;
-        self.commit = c;
-        Ok(())
-    }
-
-    /// Drop every change since the last commit.
-    pub fn rollback(&mut self) -> Result<()> {
-        let w = self.writer()?;
-        w.pending.clear();
-        w.mutations += 1;
-        w.dirty = false;
-        let spilled = std::mem::take(&mut w.spilled);
-        let mut dropped = 0;
-        let seed = self.manifest.header.hash_seed;
-        for &at in spilled.iter().rev() {
-            let block = block_at(&self.gen.log, at)?;
-            dropped += (BLOCK_HEADER + block.payload.len()) as u64;
-            let undo: Vec<_> = block
-                .records(&self.gen.log)?
-                .into_iter()
-                .map(|(loc, r)| (KeyHash::of(r.key, seed), loc, r.prev))
-                .collect();
-            for (h, loc, prev) in undo.into_iter().rev() {
-                self.gen.index.unapply(h, loc, prev)?;
-            }
-        }
-        if !spilled.is_empty() {
-            // Recovery must not count the rolled-back blocks into the next
-            // commit; if that cannot be recorded, no later commit may happen.
-            self.or_poison(|s| s.flush_unchecked(FLAG_ABORT))?;
-        }
-        let committed = self.commit;
-        let w = self.writer()?;
-        w.counters = Counters {
-            entries: committed.entries,
-            garbage: committed.garbage + dropped,
-        };
-        Ok(())
-    }
-
-    /// Close the store. With `commit`, pending changes are committed first;
-    /// otherwise they are dropped.
-    pub fn close(mut self, commit: bool) -> Result<()> {
-        self.finish(commit)
-    }
-
-    fn finish(&mut self, commit: bool) -> Result<()> {
-        if self.writer.is_none() {
-            return Ok(());
-        }
-        if self.writer.as_ref().is_some_and(|w| w.poisoned.is_some()) {
-            self.writer = None;
-            return Ok(());
-        }
-        let ended = if commit {
-            self.commit()
-        } else {
-            self.rollback()
-        };
-        let poisoned = self.writer.as_ref().is_some_and(|w| w.poisoned.is_some());
-        if poisoned {
-            // Leave the store marked as being written: the next open
-            // rebuilds the index from the log and drops what is uncommitted.
-            self.writer = None;
-            return if commit { ended } else { Ok(()) };
-        }
-        ended?;
-        self.flush(0)?;
-        self.gen.log.sync()?;
-        self.publish(0)?;
-        self.writer = None;
-        Ok(())
-    }
-
     /// Figures about the store.
     pub fn stats(&mut self) -> Result<Stats> {
         let entries = self.len()?;
@@ -730,39 +437,6 @@ impl Store {
             self.flush(0)?;
         }
         Ok(())
-    }
-
-    /// Up to `max` visible keys' record locations, resuming at `cursor`
-    /// (partition, slot). Call [`Store::flush_pending`] first on a writer.
-    pub fn scan(&self, cursor: &mut (usize, usize), max: usize) -> Result<Vec<Loc>> {
-        let log = &self.gen.log;
-        let parts = self.gen.index.partitions();
-        let mut out = Vec::with_capacity(max.min(1 << 16));
-        while cursor.0 < parts.len() && out.len() < max {
-            let part = &parts[cursor.0];
-            let cap = part.capacity() as usize;
-            while cursor.1 < cap && out.len() < max {
-                let s = part.slot(cursor.1);
-                cursor.1 += 1;
-                if s == crate::index::partition::EMPTY || s == crate::index::partition::DELETED {
-                    continue;
-                }
-                if let Some(loc) = self.visible_version(crate::index::partition::slot_loc(s))? {
-                    if log.record(loc)?.value.is_some() {
-                        out.push(loc);
-                    }
-                }
-            }
-            if cursor.1 >= cap {
-                *cursor = (cursor.0 + 1, 0);
-            }
-        }
-        Ok(out)
-    }
-
-    /// The record at a location returned by [`Store::scan`].
-    pub fn record_at(&self, loc: Loc) -> Result<RecordRef<'_>> {
-        self.gen.log.record(loc)
     }
 
     fn remove_old_generations(&mut self) -> Result<()> {
