@@ -5,6 +5,7 @@ mod column;
 mod dedup;
 mod file;
 mod index;
+mod kernels;
 mod minhash;
 mod params;
 mod search;
