@@ -68,6 +68,66 @@ pub fn hash_range(seed: u64, buf: &[u8], start: u64, end: u64) -> u64 {
     xxh3_64_with_seed(middle, xxh3_64_with_seed(&[head, tail], seed))
 }
 
+/// Positions of the 1 bits in bits `[start, end)` of `buf`.
+pub fn ones(buf: &[u8], start: u64, end: u64) -> impl Iterator<Item = u64> + '_ {
+    let (mut pos, mut base, mut word) = (start, start, 0u64);
+    std::iter::from_fn(move || loop {
+        if word != 0 {
+            let t = word.trailing_zeros();
+            word &= word - 1;
+            return Some(base + u64::from(t));
+        }
+        if pos >= end {
+            return None;
+        }
+        let k = (end - pos).min(56) as u32;
+        word = read(buf, pos, k);
+        base = pos;
+        pos += u64::from(k);
+    })
+}
+
+/// The position of the `k`-th 1 bit of `word` (which has more than `k`):
+/// whole bytes are skipped by their counts, then bits cleared one by one.
+#[inline]
+fn select_in_word(mut word: u64, mut k: u32) -> u32 {
+    let mut base = 0;
+    loop {
+        let c = (word & 0xff).count_ones();
+        if c > k {
+            break;
+        }
+        k -= c;
+        word >>= 8;
+        base += 8;
+    }
+    for _ in 0..k {
+        word &= word - 1;
+    }
+    base + word.trailing_zeros()
+}
+
+/// The position of the `j`-th 1 bit (or 0 bit, with `one` false) in
+/// bits `[start, end)` of `buf`.
+pub fn select(buf: &[u8], start: u64, end: u64, j: u64, one: bool) -> Option<u64> {
+    let mut pos = start;
+    let mut left = j;
+    while pos < end {
+        let k = (end - pos).min(56) as u32;
+        let mut word = read(buf, pos, k);
+        if !one {
+            word = !word & mask(k);
+        }
+        let c = u64::from(word.count_ones());
+        if c > left {
+            return Some(pos + u64::from(select_in_word(word, left as u32)));
+        }
+        left -= c;
+        pos += u64::from(k);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +164,15 @@ mod tests {
         let one = hash_range(0, &a, 9, 12);
         a[1] ^= 0b10;
         assert_ne!(hash_range(0, &a, 9, 12), one);
+    }
+
+    #[test]
+    fn select_in_word_finds_each_set_bit() {
+        for word in [1u64, 0x8000_0000_0000_0000, u64::MAX, 0xf0f0_1234_0000_ff01] {
+            let ones: Vec<u32> = (0..64).filter(|b| word >> b & 1 == 1).collect();
+            for (k, &at) in ones.iter().enumerate() {
+                assert_eq!(select_in_word(word, k as u32), at, "{word:x} {k}");
+            }
+        }
     }
 }
