@@ -10,6 +10,7 @@ use rayon::prelude::*;
 /// Rows per parallel task: enough to keep the prefetch pipeline full.
 const ROWS_PER_TASK: usize = 256;
 /// How many lookups ahead the directory and bucket reads are issued.
+const PART_AHEAD: usize = 96;
 const DIR_AHEAD: usize = 48;
 const BUCKET_AHEAD: usize = 16;
 
@@ -159,6 +160,9 @@ impl LshIndex {
                 .get(i)
                 .map(|&h| self.tables[i % bands].probe(unmix(h)))
         };
+        for p in (0..PART_AHEAD).filter_map(probe) {
+            p.prefetch_part();
+        }
         for p in (0..DIR_AHEAD).filter_map(probe) {
             p.prefetch_dir();
         }
@@ -175,6 +179,9 @@ impl LshIndex {
         found.clear();
         ends.clear();
         for i in 0..hashes.len() {
+            if let Some(a) = probe(i + PART_AHEAD) {
+                a.prefetch_part();
+            }
             if let Some(a) = probe(i + DIR_AHEAD) {
                 a.prefetch_dir();
             }
