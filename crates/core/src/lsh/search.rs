@@ -9,7 +9,8 @@ use rayon::prelude::*;
 
 /// Rows per parallel task: enough to keep the prefetch pipeline full.
 const ROWS_PER_TASK: usize = 256;
-/// How many lookups ahead the directory and bucket reads are issued.
+/// How many lookups ahead the partition record, directory and bucket
+/// reads are issued.
 const PART_AHEAD: usize = 96;
 const DIR_AHEAD: usize = 48;
 const BUCKET_AHEAD: usize = 16;

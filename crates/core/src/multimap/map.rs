@@ -48,14 +48,16 @@ pub struct Probe<'a, V> {
 }
 
 impl<V: Value> Probe<'_, V> {
-    /// Hint the partition's own record (where its segment is and its
-    /// layout), which [`Probe::prefetch_dir`] reads to find the directory:
-    /// the partitions of a map's 256 are apart in memory, so without this
-    /// the directory hint itself waits for a cache miss.
+    /// Hint the partition's own record (where its segment lies, and its
+    /// layout), which [`Probe::prefetch_dir`] reads to find the directory.
+    /// A map's 256 partition records sit apart in memory; where several
+    /// maps are probed in turn (the bands of an LSH index) they fall out of
+    /// cache, and the directory hint would itself wait on this miss.
     pub fn prefetch_part(&self) {
-        let at = (self.part as *const Part<V>).cast::<u8>();
-        for line in (0..std::mem::size_of::<Part<V>>()).step_by(64) {
-            crate::prefetch::read(at.wrapping_add(line));
+        let start = self.part as *const Part<V> as usize;
+        let end = start + std::mem::size_of::<Part<V>>();
+        for line in (start & !63..end).step_by(64) {
+            crate::prefetch::read(line as *const u8);
         }
     }
 
