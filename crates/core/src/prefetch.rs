@@ -12,3 +12,12 @@ pub fn read(p: *const u8) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
 }
+
+/// Hint every cache line of the `len` bytes starting at `p`. Never faults.
+#[inline]
+pub fn lines(p: *const u8, len: usize) {
+    let start = p as usize;
+    for line in (start & !63..start + len).step_by(64) {
+        read(line as *const u8);
+    }
+}

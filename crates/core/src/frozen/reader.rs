@@ -275,11 +275,10 @@ impl Frozen {
     /// Start loading `len` bytes at file offset `at` into the cache.
     fn prefetch(&self, at: u64, len: u64) {
         let end = (at + len).min(self.map.len() as u64);
-        let mut line = at & !63;
-        while line < end {
-            crate::prefetch::read(self.map[line as usize..].as_ptr());
-            line += 64;
-        }
+        crate::prefetch::lines(
+            self.map.as_ptr().wrapping_add(at as usize),
+            end.saturating_sub(at) as usize,
+        );
     }
 
     /// Data range (offset, length) of record `j` of `bk`, to prefetch

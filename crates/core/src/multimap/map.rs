@@ -54,11 +54,10 @@ impl<V: Value> Probe<'_, V> {
     /// maps are probed in turn (the bands of an LSH index) they fall out of
     /// cache, and the directory hint would itself wait on this miss.
     pub fn prefetch_part(&self) {
-        let start = self.part as *const Part<V> as usize;
-        let end = start + std::mem::size_of::<Part<V>>();
-        for line in (start & !63..end).step_by(64) {
-            crate::prefetch::read(line as *const u8);
-        }
+        crate::prefetch::lines(
+            (self.part as *const Part<V>).cast(),
+            std::mem::size_of::<Part<V>>(),
+        );
     }
 
     /// Hint the memory the lookup reads first (its bucket's directory
