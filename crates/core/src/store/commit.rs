@@ -2,9 +2,11 @@
 //! committing (log synced, then the manifest slot written), rolling back
 //! and closing.
 //!
-//! Why a commit is crash-safe: the manifest slot that makes a commit
-//! visible is written only after the log blocks it covers are synced, and
-//! recovery trusts nothing past the last slot (docs/FORMAT.md).
+//! Why a commit is crash-safe: `commit()` returns only after its COMMIT
+//! block, every block before it and then the MANIFEST slot pointing past
+//! them are synced; after a crash, recovery replays only whole groups of
+//! blocks ended by a COMMIT block and drops the rest (docs/FORMAT.md, "Why
+//! a crash loses nothing committed").
 
 use super::generation::{self, Counters};
 use super::Store;
