@@ -4,7 +4,7 @@
 
 use super::index::{agreement, band_hashes, hash_bands, le_row, LshIndex, Verify};
 use crate::error::{Error, Result};
-use crate::intmap::unmix;
+use crate::multimap::Probe;
 use rayon::prelude::*;
 
 /// Rows per parallel task: enough to keep the prefetch pipeline full.
@@ -14,6 +14,9 @@ const ROWS_PER_TASK: usize = 256;
 const PART_AHEAD: usize = 96;
 const DIR_AHEAD: usize = 48;
 const BUCKET_AHEAD: usize = 16;
+/// Probes kept between entering the pipeline and their lookup: more than
+/// `PART_AHEAD`, and a power of two so the ring index is a mask.
+const RING: usize = 128;
 
 /// Buffers a search reuses from one row (and, for single queries, one
 /// call) to the next.
@@ -154,20 +157,26 @@ impl LshIndex {
         ids: &mut Vec<u64>,
     ) -> Result<()> {
         let (np, bands) = (self.cfg.num_perm, self.cfg.bands);
-        // Probes are cheap to make (a mix and a table index), so each is
-        // made where it is used rather than kept in a list.
-        let probe = |i: usize| {
-            hashes
-                .get(i)
-                .map(|&h| self.tables[i % bands].probe(unmix(h)))
-        };
-        for p in (0..PART_AHEAD).filter_map(probe) {
+        // Each lookup's probe is made once, as it enters the pipeline, and
+        // kept in a ring until its lookup: made at each of four stages,
+        // probes were most of a single query's work. Lookup `i` is of band
+        // `i % bands`, counted rather than divided.
+        let n = hashes.len();
+        let mut ring: [Option<Probe<'_, u32>>; RING] = [None; RING];
+        let mut table = 0;
+        let mut enter = |i: usize| {
+            let p = self.tables[table].probe_mixed(hashes[i]);
+            table = if table + 1 == bands { 0 } else { table + 1 };
             p.prefetch_part();
+            Some(p)
+        };
+        for i in 0..PART_AHEAD.min(n) {
+            ring[i % RING] = enter(i);
         }
-        for p in (0..DIR_AHEAD).filter_map(probe) {
+        for p in ring[..DIR_AHEAD].iter().flatten() {
             p.prefetch_dir();
         }
-        for p in (0..BUCKET_AHEAD).filter_map(probe) {
+        for p in ring[..BUCKET_AHEAD].iter().flatten() {
             p.prefetch_bucket();
         }
         let Scratch {
@@ -179,20 +188,27 @@ impl LshIndex {
         } = scratch;
         found.clear();
         ends.clear();
-        for i in 0..hashes.len() {
-            if let Some(a) = probe(i + PART_AHEAD) {
-                a.prefetch_part();
+        let mut band = 0;
+        for i in 0..n {
+            if i + PART_AHEAD < n {
+                ring[(i + PART_AHEAD) % RING] = enter(i + PART_AHEAD);
             }
-            if let Some(a) = probe(i + DIR_AHEAD) {
-                a.prefetch_dir();
+            if i + DIR_AHEAD < n {
+                if let Some(a) = &ring[(i + DIR_AHEAD) % RING] {
+                    a.prefetch_dir();
+                }
             }
-            if let Some(a) = probe(i + BUCKET_AHEAD) {
-                a.prefetch_bucket();
+            if i + BUCKET_AHEAD < n {
+                if let Some(a) = &ring[(i + BUCKET_AHEAD) % RING] {
+                    a.prefetch_bucket();
+                }
             }
-            if let Some(p) = probe(i) {
+            if let Some(p) = &ring[i % RING] {
                 p.get_into(found)?;
             }
-            if (i + 1) % bands == 0 {
+            band += 1;
+            if band == bands {
+                band = 0;
                 ends.push(found.len());
             }
         }

@@ -42,6 +42,7 @@ pub struct IntMultiMap<V> {
 }
 
 /// A key located in its partition (see [`IntMultiMap::probe`]).
+#[derive(Clone, Copy)]
 pub struct Probe<'a, V> {
     part: &'a Part<V>,
     m: u64,
@@ -267,7 +268,14 @@ impl<V: Value> IntMultiMap<V> {
     /// `key` located in its partition, for lookups that prefetch ahead:
     /// the key is mixed once for the prefetches and the lookup.
     pub fn probe(&self, key: u64) -> Probe<'_, V> {
-        let m = self.mixed(key);
+        self.probe_mixed(mix(key))
+    }
+
+    /// Like [`probe`](Self::probe), for a key given already mixed
+    /// (`mix(key)`): callers whose keys are hashes (the LSH band tables)
+    /// skip undoing and redoing the mix.
+    pub fn probe_mixed(&self, mixed: u64) -> Probe<'_, V> {
+        let m = mixed & !((1u64 << self.drop) - 1);
         Probe {
             part: &self.parts[part_of(m)],
             m,
