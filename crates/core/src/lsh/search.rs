@@ -17,6 +17,7 @@ const BUCKET_AHEAD: usize = 16;
 /// Probes kept between entering the pipeline and their lookup: more than
 /// `PART_AHEAD`, and a power of two so the ring index is a mask.
 const RING: usize = 128;
+const _: () = assert!(RING > PART_AHEAD && RING.is_power_of_two());
 
 /// Buffers a search reuses from one row (and, for single queries, one
 /// call) to the next.
