@@ -159,9 +159,10 @@ impl LshIndex {
     ) -> Result<()> {
         let (np, bands) = (self.cfg.num_perm, self.cfg.bands);
         // Each lookup's probe is made once, as it enters the pipeline, and
-        // kept in a ring until its lookup: made at each of four stages,
-        // probes were most of a single query's work. Lookup `i` is of band
-        // `i % bands`, counted rather than divided.
+        // kept in a ring until its lookup: made again at each of four
+        // stages, probes cost about an eighth of a single query's
+        // instructions. Lookup `i` is of band `i % bands`, counted rather
+        // than divided.
         let n = hashes.len();
         let mut ring: [Option<Probe<'_, u32>>; RING] = [None; RING];
         let mut table = 0;
