@@ -175,7 +175,12 @@ impl<V: Value> IntMultiMap<V> {
 
     /// The mixed form of `key` as this map keeps it.
     fn mixed(&self, key: u64) -> u64 {
-        mix(key) & !((1u64 << self.drop) - 1)
+        self.keep(mix(key))
+    }
+
+    /// A mixed key with the low bits this map does not keep cleared.
+    fn keep(&self, m: u64) -> u64 {
+        m & !((1u64 << self.drop) - 1)
     }
 
     /// `keys` with the bits this map does not keep cleared, so batch paths
@@ -275,7 +280,7 @@ impl<V: Value> IntMultiMap<V> {
     /// (`mix(key)`): callers whose keys are hashes (the LSH band tables)
     /// skip undoing and redoing the mix.
     pub fn probe_mixed(&self, mixed: u64) -> Probe<'_, V> {
-        let m = mixed & !((1u64 << self.drop) - 1);
+        let m = self.keep(mixed);
         Probe {
             part: &self.parts[part_of(m)],
             m,
