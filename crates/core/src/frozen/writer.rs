@@ -3,7 +3,10 @@
 //! The data section goes straight into the output file; the index blocks
 //! and the bucket table go to side files (their sizes are only known at
 //! the end) that are appended when the build finishes. Buckets are encoded
-//! in parallel, range by range, and written in order.
+//! in parallel, range by range, and written in order. Every write covers
+//! whole huge pages where it can (a group of ranges in one vectored write,
+//! the side files copied in aligned chunks), so that the page cache keeps
+//! the new file in huge folios and lookups miss the TLB less.
 
 use super::format::{self, Entry, Header, ENTRY_LEN, HEADER_LEN, MAX_SHIFT};
 use crate::error::{Error, IoContext, Result};
@@ -125,9 +128,7 @@ impl Writer {
         std::thread::scope(|scope| -> Result<()> {
             let writer = scope.spawn(move || -> Result<()> {
                 for (parts, bases) in rx {
-                    for (part, base) in parts.iter().zip(bases) {
-                        files.write_part(part, base)?;
-                    }
+                    files.write_group(&parts, &bases)?;
                 }
                 Ok(())
             });
@@ -195,14 +196,12 @@ impl Writer {
         self.header.index_len = self.header.len * 3;
         let mut out = files.out;
         let out_path = files.out_path;
-        out.seek(SeekFrom::Start(HEADER_LEN + self.header.data_len))
-            .at(&out_path)?;
+        let mut at = HEADER_LEN + self.header.data_len;
         for (mut f, path) in [
             (files.index, &files.index_path),
             (files.table, &files.table_path),
         ] {
-            f.seek(SeekFrom::Start(0)).at(path)?;
-            std::io::copy(&mut f, &mut out).at(&out_path)?;
+            at += crate::files::copy_aligned(&mut f, &out, at).at(&out_path)?;
             drop(f);
             std::fs::remove_file(path).at(path)?;
         }
@@ -221,8 +220,26 @@ impl Writer {
 }
 
 impl Files {
-    /// Write one encoded range at its place: its data and index as they
-    /// are, and its table entries now that the absolute offsets are known.
+    /// Write a group of consecutive encoded ranges at their places. Their
+    /// data goes out in one vectored write, so that every huge page it
+    /// fills is written whole (see [`crate::files::HUGE_PAGE`]).
+    fn write_group(&self, parts: &[Part], bases: &[Base]) -> Result<()> {
+        let Some(&(data_base, _, _)) = bases.first() else {
+            return Ok(());
+        };
+        let data: Vec<&[u8]> = parts.iter().map(|p| &p.data[..]).collect();
+        let len: u64 = data.iter().map(|d| d.len() as u64).sum();
+        crate::files::write_all_vectored_at(&self.out, &data, HEADER_LEN + data_base)
+            .at(&self.out_path)?;
+        crate::files::start_writeback(&self.out, HEADER_LEN + data_base, len);
+        for (part, &base) in parts.iter().zip(bases) {
+            self.write_part(part, base)?;
+        }
+        Ok(())
+    }
+
+    /// Write one encoded range's index as it is, and its table entries now
+    /// that the absolute offsets are known (its data is already written).
     fn write_part(&self, part: &Part, (data_base, first_base, bucket_base): Base) -> Result<()> {
         let mut table = Vec::with_capacity(part.buckets.len() * ENTRY_LEN as usize);
         let mut cum = 0usize;
@@ -248,10 +265,6 @@ impl Files {
             table.extend_from_slice(&Entry { crc, ..entry }.encode());
             cum += b.count as usize;
         }
-        self.out
-            .write_all_at(&part.data, HEADER_LEN + data_base)
-            .at(&self.out_path)?;
-        crate::files::start_writeback(&self.out, HEADER_LEN + data_base, part.data.len() as u64);
         self.index
             .write_all_at(&part.index, 3 * first_base)
             .at(&self.index_path)?;
