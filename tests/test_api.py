@@ -304,6 +304,33 @@ def test_large_batches_match_a_dict(store):
     assert len(store) == len(data)
 
 
+class _MisSized:
+    """An iterable whose len() does not match what it yields."""
+
+    def __init__(self, keys, stated):
+        self.keys, self.stated = keys, stated
+
+    def __len__(self):
+        return self.stated
+
+    def __iter__(self):
+        return iter(self.keys)
+
+
+@pytest.mark.parametrize("n", [3, 20_000])
+def test_get_many_takes_any_iterable_whatever_its_len_says(store, n):
+    # The result list is made at len() slots up front; an input that yields
+    # fewer or more keys than that still gets exactly one value per key.
+    data = {b"k%d" % i: b"v%d" % i for i in range(0, n, 2)}
+    store.update(data)
+    keys = [b"k%d" % i for i in range(n)]
+    want = [data.get(k) for k in keys]
+    assert store.get_many(k for k in keys) == want
+    assert store.get_many(_MisSized(keys, n * 2)) == want
+    assert store.get_many(_MisSized(keys, n // 2)) == want
+    assert store.get_many(_MisSized(keys, 0)) == want
+
+
 def test_update_stops_at_a_bad_pair_like_dict_update(store):
     def pairs():
         for i in range(30_000):

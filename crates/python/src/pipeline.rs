@@ -76,6 +76,58 @@ pub fn next_keys(iter: &mut Bound<'_, PyIterator>, codec: Codec, n: usize) -> Py
 /// Keys per chunk of a pipelined batch lookup.
 const CHUNK: usize = 8192;
 
+/// A result list filled in place. When the input's length is known the
+/// list is made at that size up front, so each value goes straight to its
+/// slot: no intermediate vector, whose pages a large call would fault in
+/// a second time.
+struct Out<'py> {
+    list: Bound<'py, PyList>,
+    /// Slots made up front (the rest are appended).
+    sized: usize,
+    filled: usize,
+}
+
+impl<'py> Out<'py> {
+    fn new(py: Python<'py>, sized: usize) -> PyResult<Self> {
+        let n = pyo3::ffi::Py_ssize_t::try_from(sized)
+            .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("too many keys"))?;
+        // SAFETY: PyList_New returns a new reference or NULL with an
+        // exception set, which from_owned_ptr_or_err turns into an error.
+        let list = unsafe { Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyList_New(n))? };
+        Ok(Out {
+            list: list.cast_into::<PyList>()?,
+            sized,
+            filled: 0,
+        })
+    }
+
+    fn push(&mut self, item: Bound<'py, PyAny>) -> PyResult<()> {
+        if self.filled < self.sized {
+            // The index is in range and the slot still empty; SetItem takes
+            // over the reference.
+            let i = self.filled as pyo3::ffi::Py_ssize_t;
+            // SAFETY: a list we own, an index below its length.
+            let rc = unsafe { pyo3::ffi::PyList_SetItem(self.list.as_ptr(), i, item.into_ptr()) };
+            if rc != 0 {
+                return Err(PyErr::fetch(self.list.py()));
+            }
+        } else {
+            self.list.append(item)?;
+        }
+        self.filled += 1;
+        Ok(())
+    }
+
+    /// The list, cut to the items pushed when the input turned out shorter
+    /// than its stated length (its empty slots never reach Python).
+    fn finish(self) -> PyResult<Bound<'py, PyList>> {
+        if self.filled >= self.sized {
+            return Ok(self.list);
+        }
+        Ok(self.list.get_slice(0, self.filled).cast_into::<PyList>()?)
+    }
+}
+
 /// Look up every key of `keys` with `lookup` (run without the GIL) and
 /// return the values as a list (`None` where missing). Batches of more
 /// than one chunk run as a pipeline: this thread reads the next chunk's
@@ -95,8 +147,8 @@ where
     /// Values prefetched ahead of the one being built: they were last read
     /// on another core.
     const AHEAD: usize = 8;
-    let mut out: Vec<Bound<'py, PyAny>> = Vec::with_capacity(keys.len().unwrap_or(0));
-    let push = |out: &mut Vec<Bound<'py, PyAny>>, found: &Found<'_>| -> PyResult<()> {
+    let mut out = Out::new(py, keys.len().unwrap_or(0))?;
+    let push = |out: &mut Out<'py>, found: &Found<'_>| -> PyResult<()> {
         let prefetch = |i: usize| {
             if let Some(Some(v)) = found.get(i) {
                 vastdict_core::prefetch::read(v.as_ptr());
@@ -108,7 +160,7 @@ where
             out.push(match v {
                 Some(v) => value_codec.decode(py, v)?,
                 None => py.None().into_bound(py),
-            });
+            })?;
         }
         Ok(())
     };
@@ -117,7 +169,7 @@ where
     if chunk.len() < CHUNK {
         let found = py.detach(|| lookup(&chunk)).py_err(py)?;
         push(&mut out, &found)?;
-        return PyList::new(py, out);
+        return out.finish();
     }
     let (tx, rx_keys) = channel::<Batch>();
     let (tx_found, rx) = channel::<vastdict_core::Result<Found<'v>>>();
@@ -159,5 +211,5 @@ where
         drop(tx);
         result
     })?;
-    PyList::new(py, out)
+    out.finish()
 }
