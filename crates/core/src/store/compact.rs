@@ -36,7 +36,7 @@ impl Store {
         let mut pending = Pending::default();
         let mut seq = w.block_seq;
         let mut counters = Counters::default();
-        let room = new.log.max_payload().min(w.flush_at);
+        let room = new.log.max_payload().min(w.bulk_flush_at);
         let old = &self.gen;
         let limit = self.commit.committed_end;
         let (_, end) = scan_blocks(&old.log, None, |block| {

