@@ -14,10 +14,22 @@ pub fn read(p: *const u8) {
 }
 
 /// Hint every cache line of the `len` bytes starting at `p`. Never faults.
+///
+/// A plain loop over line addresses: batch lookups call this three times
+/// per key, and a `step_by` range cost frozen `get_many` 50 instructions
+/// a key more (of about 810, under callgrind).
 #[inline]
 pub fn lines(p: *const u8, len: usize) {
-    let start = p as usize;
-    for line in (start & !63..start + len).step_by(64) {
+    if len == 0 {
+        return;
+    }
+    let mut line = p as usize & !63;
+    let last = (p as usize).wrapping_add(len - 1) & !63;
+    loop {
         read(line as *const u8);
+        if line >= last {
+            break;
+        }
+        line += 64;
     }
 }
