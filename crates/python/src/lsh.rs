@@ -358,8 +358,9 @@ impl NativeLshIndex {
         let (i, s) = (slice(&ib, "ids")?, slice(&sb, "signatures")?);
         let pool = crate::threads::pool()?;
         self.with_mut(py, |x| {
-            py.detach(|| pool.install(|| x.insert_many(i, s)))
-                .py_err(py)
+            // The band tables change on this thread, so the scratch memory
+            // returns to the OS; only the band hashing uses the pool.
+            py.detach(|| x.insert_many_in(Some(pool), i, s)).py_err(py)
         })
     }
 
@@ -461,10 +462,8 @@ impl NativeLshIndex {
     }
 
     fn compact(&self, py: Python<'_>) -> PyResult<()> {
-        let pool = crate::threads::pool()?;
-        self.with_mut(py, |x| {
-            py.detach(|| pool.install(|| x.compact())).py_err(py)
-        })
+        // On this thread, as the band tables' changes are (see insert_many).
+        self.with_mut(py, |x| py.detach(|| x.compact()).py_err(py))
     }
 
     fn merge(&self, py: Python<'_>, other: &NativeLshIndex) -> PyResult<()> {
@@ -473,9 +472,8 @@ impl NativeLshIndex {
                 "an index cannot be merged into itself",
             ));
         }
-        let pool = crate::threads::pool()?;
         other.with(py, |o| {
-            self.with_mut(py, |x| py.detach(|| pool.install(|| x.merge(o))).py_err(py))
+            self.with_mut(py, |x| py.detach(|| x.merge(o)).py_err(py))
         })
     }
 

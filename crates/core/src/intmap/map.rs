@@ -51,21 +51,36 @@ pub(crate) fn part_of(m: u64) -> usize {
 }
 
 /// Mixed keys (and their payloads) grouped by partition, each group in
-/// input order and contiguous, with the start of each group.
+/// input order and contiguous, with the start of each group; `here` keeps
+/// the work on the calling thread.
 pub(crate) fn scatter<T: Copy + Default + Send + Sync>(
     keys: &[u64],
     payload: &[T],
+    here: bool,
 ) -> (Vec<u64>, Vec<T>, Vec<usize>) {
-    let mixed: Vec<u64> = keys.par_iter().map(|&k| mix(k)).collect();
+    let mixed: Vec<u64> = if here {
+        keys.iter().map(|&k| mix(k)).collect()
+    } else {
+        keys.par_iter().map(|&k| mix(k)).collect()
+    };
+    partition(&mixed, payload)
+}
+
+/// Keys already mixed (and their payloads) grouped by partition, each
+/// group in input order and contiguous, with the start of each group.
+pub(crate) fn partition<T: Copy + Default>(
+    mixed: &[u64],
+    payload: &[T],
+) -> (Vec<u64>, Vec<T>, Vec<usize>) {
     let mut counts = vec![0usize; PARTS + 1];
-    for &m in &mixed {
+    for &m in mixed {
         counts[part_of(m) + 1] += 1;
     }
     for p in 0..PARTS {
         counts[p + 1] += counts[p];
     }
     let starts = counts.clone();
-    let mut ms = vec![0u64; keys.len()];
+    let mut ms = vec![0u64; mixed.len()];
     let mut ps = vec![T::default(); payload.len()];
     for (i, &m) in mixed.iter().enumerate() {
         let p = part_of(m);
@@ -144,7 +159,7 @@ impl<V: Value> IntMap<V> {
                 .filter(|(&k, &v)| self.put(k, v))
                 .count());
         }
-        let (ms, vs, starts) = scatter(keys, values);
+        let (ms, vs, starts) = scatter(keys, values, false);
         let mut new = 0;
         // Key 0 (mix 0) falls in partition 0's group; take it out first.
         for (&m, &v) in ms[starts[0]..starts[1]]
@@ -190,7 +205,7 @@ impl<V: Value> IntMap<V> {
         if keys.len() < PARALLEL_FROM {
             return keys.iter().filter(|&&k| self.remove(k).is_some()).count();
         }
-        let (ms, _, starts) = scatter::<u8>(keys, &[]);
+        let (ms, _, starts) = scatter::<u8>(keys, &[], false);
         let mut gone = 0;
         if ms[starts[0]..starts[1]].contains(&0) {
             gone += usize::from(self.zero.take().is_some());

@@ -166,7 +166,7 @@ impl LshIndex {
                 if t.dropped_bits() != 64 - cfg.band_bits || t.unique() {
                     return Err(Error::corrupt(&p, 0, "band table does not match the index"));
                 }
-                Ok(t)
+                Ok(t.on_calling_thread())
             })
             .collect::<Result<Vec<_>>>()?;
         let column = |what: &str, width: u64, crc: &Json| -> Result<Option<Arc<Mmap>>> {

@@ -6,7 +6,6 @@
 use super::column::Column;
 use super::search::Batch;
 use crate::error::{Error, Result};
-use crate::intmap::unmix;
 use crate::multimap::IntMultiMap;
 use hashbrown::HashMap;
 use rayon::prelude::*;
@@ -103,6 +102,13 @@ pub struct LshIndex {
 /// The signature's bands hashed: `n * bands` hashes, row-major.
 pub(crate) fn band_hashes(cfg: &LshConfig, sigs: &[u32]) -> Vec<u64> {
     let mut out = vec![0u64; sigs.len() / cfg.num_perm * cfg.bands];
+    fill_band_hashes(cfg, sigs, &mut out);
+    out
+}
+
+/// [`band_hashes`] into `out`, which the caller allocates: the pool's
+/// threads then leave nothing on their heaps.
+fn fill_band_hashes(cfg: &LshConfig, sigs: &[u32], out: &mut [u64]) {
     // A few rows are hashed in place: handing them to the thread pool
     // would cost more than the hashing (microseconds per call).
     if out.len() <= 64 * cfg.bands {
@@ -115,7 +121,6 @@ pub(crate) fn band_hashes(cfg: &LshConfig, sigs: &[u32]) -> Vec<u64> {
             .zip(sigs.par_chunks(cfg.num_perm))
             .for_each_init(Vec::new, |buf, (o, sig)| hash_bands(cfg, sig, buf, o));
     }
-    out
 }
 
 /// One signature's band hashes into `out` (`bands` long), with `buf` as
@@ -152,9 +157,7 @@ impl LshIndex {
         cfg.check()?;
         let drop = 64 - cfg.band_bits;
         Ok(LshIndex {
-            tables: (0..cfg.bands)
-                .map(|_| IntMultiMap::truncated(false, drop))
-                .collect(),
+            tables: (0..cfg.bands).map(|_| band_table(drop)).collect(),
             sigs: Column::new(if cfg.keep_signatures {
                 4 * cfg.num_perm
             } else {
@@ -238,6 +241,19 @@ impl LshIndex {
 
     /// Add documents: `sigs` holds one `num_perm` row per id.
     pub fn insert_many(&mut self, ids: &[u64], sigs: &[u32]) -> Result<()> {
+        self.insert_many_in(None, ids, sigs)
+    }
+
+    /// [`insert_many`](Self::insert_many) with the band hashing on `pool`
+    /// (rayon's global pool for `None`). The band tables change on the
+    /// calling thread, so their scratch memory goes back to the OS when
+    /// the call ends (see [`IntMultiMap::on_calling_thread`]).
+    pub fn insert_many_in(
+        &mut self,
+        pool: Option<&rayon::ThreadPool>,
+        ids: &[u64],
+        sigs: &[u32],
+    ) -> Result<()> {
         let n = self.rows_of(sigs)?;
         crate::intmap::map::same_len(ids.len(), n)?;
         if self.slots + n as u64 > u64::from(u32::MAX) {
@@ -245,8 +261,14 @@ impl LshIndex {
                 "an index holds at most 4,294,967,295 insertions; merge into a new index or start another".into(),
             ));
         }
+        let mut hashes = Vec::new();
         for (step, sig_step) in ids.chunks(STEP).zip(sigs.chunks(STEP * self.cfg.num_perm)) {
-            let hashes = band_hashes(&self.cfg, sig_step);
+            hashes.resize(step.len() * self.cfg.bands, 0);
+            let (cfg, out) = (&self.cfg, &mut hashes);
+            match pool {
+                Some(pool) => pool.install(|| fill_band_hashes(cfg, sig_step, out)),
+                None => fill_band_hashes(cfg, sig_step, out),
+            }
             self.insert_hashed(step, sig_step, &hashes)?;
         }
         crate::heap::release_free_memory();
@@ -257,18 +279,18 @@ impl LshIndex {
         let first = self.slots;
         let bands = self.cfg.bands;
         let slots: Vec<u32> = (0..ids.len() as u64).map(|i| (first + i) as u32).collect();
-        self.tables
-            .par_iter_mut()
-            .enumerate()
-            .try_for_each(|(j, t)| {
-                let keys: Vec<u64> = hashes
-                    .iter()
-                    .skip(j)
-                    .step_by(bands)
-                    .map(|&h| unmix(h))
-                    .collect();
-                t.add_many(&keys, &slots).map(|_| ())
-            })?;
+        // Band hashes are uniform already: they go in as the tables' mixed
+        // keys, each band's gathered in one pass over the rows.
+        let n = ids.len();
+        let mut columns = vec![0u64; hashes.len()];
+        for (i, row) in hashes.chunks_exact(bands).enumerate() {
+            for (j, &h) in row.iter().enumerate() {
+                columns[j * n + i] = h;
+            }
+        }
+        for (t, keys) in self.tables.iter_mut().zip(columns.chunks_exact(n)) {
+            t.add_many_mixed(keys, &slots)?;
+        }
         self.append_ids(ids);
         if self.cfg.keep_signatures {
             self.sigs.push_u32s(sigs);
@@ -459,7 +481,7 @@ impl LshIndex {
         for t in &mut self.tables {
             if !dead.is_empty() {
                 let (keys, offs, vals) = t.export()?;
-                let mut fresh = IntMultiMap::truncated(false, drop);
+                let mut fresh = band_table(drop);
                 let mut ks = Vec::with_capacity(vals.len());
                 let mut vs = Vec::with_capacity(vals.len());
                 for (i, &k) in keys.iter().enumerate() {
@@ -540,6 +562,14 @@ impl LshIndex {
     pub fn signature_bytes(&self) -> usize {
         self.sigs.heap_bytes() + self.sigs.mapped_bytes()
     }
+}
+
+/// An empty band table keeping `64 - drop` bits of each band hash. Band
+/// tables change on the calling thread: an index is many small tables,
+/// and the scratch memory that changing them on the thread pool leaves on
+/// each pool thread's heap would add about a third to their size.
+fn band_table(drop: u32) -> IntMultiMap<u32> {
+    IntMultiMap::truncated(false, drop).on_calling_thread()
 }
 
 fn add_slot(map: &mut HashMap<u64, Slots>, id: u64, s: u32) {

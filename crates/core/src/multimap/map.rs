@@ -5,7 +5,7 @@ use super::csr::Csr;
 use super::file::MappedFile;
 use super::part::{Part, Seg};
 use crate::error::Result;
-use crate::intmap::map::{part_of, same_len, scatter, PARTS};
+use crate::intmap::map::{part_of, partition, same_len, scatter, PARTS};
 use crate::intmap::{mix, unmix, Value};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -37,6 +37,9 @@ pub struct IntMultiMap<V> {
     unique: bool,
     /// Low bits of each mixed key that are not kept (see `truncated`).
     drop: u32,
+    /// Whether changes are made on the calling thread (see
+    /// [`IntMultiMap::on_calling_thread`]).
+    on_caller: bool,
     /// The file the map was opened from, if any.
     file: Option<Arc<MappedFile>>,
 }
@@ -84,8 +87,8 @@ fn prefix(p: usize) -> u64 {
 }
 
 /// The sorted, distinct mixed keys of `keys`, grouped by partition.
-fn sorted_groups(keys: &[u64]) -> (Vec<u64>, Vec<usize>) {
-    let (mut ms, _, starts) = scatter::<u8>(keys, &[]);
+fn sorted_groups(keys: &[u64], here: bool) -> (Vec<u64>, Vec<usize>) {
+    let (mut ms, _, starts) = scatter::<u8>(keys, &[], here);
     let mut bounds = vec![0usize; PARTS + 1];
     let mut parts: Vec<&mut [u64]> = Vec::with_capacity(PARTS);
     let mut rest = &mut ms[..];
@@ -94,20 +97,22 @@ fn sorted_groups(keys: &[u64]) -> (Vec<u64>, Vec<usize>) {
         parts.push(a);
         rest = b;
     }
-    let lens: Vec<usize> = parts
-        .into_par_iter()
-        .map(|g| {
-            g.sort_unstable();
-            let mut n = 0;
-            for i in 0..g.len() {
-                if i == 0 || g[i] != g[n - 1] {
-                    g[n] = g[i];
-                    n += 1;
-                }
+    let distinct = |g: &mut [u64]| {
+        g.sort_unstable();
+        let mut n = 0;
+        for i in 0..g.len() {
+            if i == 0 || g[i] != g[n - 1] {
+                g[n] = g[i];
+                n += 1;
             }
-            n
-        })
-        .collect();
+        }
+        n
+    };
+    let lens: Vec<usize> = if here {
+        parts.into_iter().map(distinct).collect()
+    } else {
+        parts.into_par_iter().map(distinct).collect()
+    };
     let mut out = Vec::with_capacity(ms.len());
     for p in 0..PARTS {
         out.extend_from_slice(&ms[starts[p]..starts[p] + lens[p]]);
@@ -142,8 +147,30 @@ impl<V: Value> IntMultiMap<V> {
                 .collect(),
             unique,
             drop,
+            on_caller: false,
             file: None,
         }
+    }
+
+    /// Make every change (adds, removals, folds) on the calling thread
+    /// instead of the thread pool, and always [`compact`](Self::compact)
+    /// into memory of the map's own. Each pool thread allocates from a heap
+    /// of its own, whose free top glibc keeps rather than return to the
+    /// OS, so a map built on the pool leaves several MiB of the scratch
+    /// memory behind on each thread; on the calling thread it all goes
+    /// back at the end of the call. For many small maps that make up one
+    /// index (LSH band tables), where that scratch rivals the maps' size.
+    ///
+    /// ```
+    /// use vastdict_core::multimap::IntMultiMap;
+    /// let mut m: IntMultiMap<u32> = IntMultiMap::new(false).on_calling_thread();
+    /// m.add_many(&[1, 1], &[10, 11]).unwrap();
+    /// m.compact().unwrap();
+    /// assert_eq!(m.get(1).unwrap(), [10, 11]);
+    /// ```
+    pub fn on_calling_thread(mut self) -> Self {
+        self.on_caller = true;
+        self
     }
 
     pub(crate) fn from_segments(
@@ -160,6 +187,7 @@ impl<V: Value> IntMultiMap<V> {
                 .collect(),
             unique,
             drop,
+            on_caller: false,
             file: Some(file),
         }
     }
@@ -189,10 +217,13 @@ impl<V: Value> IntMultiMap<V> {
         if self.drop == 0 {
             return keys.into();
         }
-        keys.par_iter()
-            .map(|&k| unmix(self.mixed(k)))
-            .collect::<Vec<_>>()
-            .into()
+        let kept = |&k: &u64| unmix(self.mixed(k));
+        let out: Vec<u64> = if self.on_caller {
+            keys.iter().map(kept).collect()
+        } else {
+            keys.par_iter().map(kept).collect()
+        };
+        out.into()
     }
 
     /// The file this map was opened from.
@@ -233,34 +264,56 @@ impl<V: Value> IntMultiMap<V> {
     /// values were added (fewer than given with set semantics).
     pub fn add_many(&mut self, keys: &[u64], values: &[V]) -> Result<u64> {
         same_len(keys.len(), values.len())?;
-        let (ms, vs, starts) = scatter(&self.kept(keys), values);
+        let (ms, vs, starts) = scatter(&self.kept(keys), values, self.on_caller);
+        self.add_partitioned(&ms, &vs, &starts)
+    }
+
+    /// Like [`add_many`](Self::add_many), for keys given already mixed
+    /// (`mix(key)`), as [`probe_mixed`](Self::probe_mixed) takes them.
+    pub fn add_many_mixed(&mut self, mixed: &[u64], values: &[V]) -> Result<u64> {
+        same_len(mixed.len(), values.len())?;
+        let kept: Vec<u64> = mixed.iter().map(|&m| self.keep(m)).collect();
+        let (ms, vs, starts) = partition(&kept, values);
+        self.add_partitioned(&ms, &vs, &starts)
+    }
+
+    /// Add pairs grouped by partition (`starts` bounds each group).
+    fn add_partitioned(&mut self, ms: &[u64], vs: &[V], starts: &[usize]) -> Result<u64> {
         let unique = self.unique;
-        self.parts
-            .par_iter_mut()
-            .enumerate()
-            .filter(|(p, _)| starts[p + 1] > starts[*p])
-            .map(|(p, part)| {
-                let mut batch: Vec<(u64, V)> = ms[starts[p]..starts[p + 1]]
-                    .iter()
-                    .copied()
-                    .zip(vs[starts[p]..starts[p + 1]].iter().copied())
-                    .collect();
-                // Stable, so a key's values keep their order.
-                batch.sort_by_key(|e| e.0);
-                part.add(&batch, unique)
-            })
-            .sum()
+        let add = |(p, part): (usize, &mut Part<V>)| {
+            if starts[p + 1] == starts[p] {
+                return Ok(0);
+            }
+            let mut batch: Vec<(u64, V)> = ms[starts[p]..starts[p + 1]]
+                .iter()
+                .copied()
+                .zip(vs[starts[p]..starts[p + 1]].iter().copied())
+                .collect();
+            // Stable, so a key's values keep their order.
+            batch.sort_by_key(|e| e.0);
+            part.add(&batch, unique)
+        };
+        if self.on_caller {
+            self.parts.iter_mut().enumerate().map(add).sum()
+        } else {
+            self.parts.par_iter_mut().enumerate().map(add).sum()
+        }
     }
 
     /// Remove `keys` with all their values; returns how many were present.
     pub fn remove_many(&mut self, keys: &[u64]) -> Result<u64> {
-        let (ms, bounds) = sorted_groups(&self.kept(keys));
-        self.parts
-            .par_iter_mut()
-            .enumerate()
-            .filter(|(p, _)| bounds[p + 1] > bounds[*p])
-            .map(|(p, part)| part.remove(&ms[bounds[p]..bounds[p + 1]]))
-            .sum()
+        let (ms, bounds) = sorted_groups(&self.kept(keys), self.on_caller);
+        let remove = |(p, part): (usize, &mut Part<V>)| {
+            if bounds[p + 1] == bounds[p] {
+                return Ok(0);
+            }
+            part.remove(&ms[bounds[p]..bounds[p + 1]])
+        };
+        if self.on_caller {
+            self.parts.iter_mut().enumerate().map(remove).sum()
+        } else {
+            self.parts.par_iter_mut().enumerate().map(remove).sum()
+        }
     }
 
     /// The values of one key, in insertion order (empty if missing).
@@ -382,14 +435,19 @@ impl<V: Value> IntMultiMap<V> {
 
     /// Fold every change into the encoded segments.
     pub(crate) fn fold(&mut self) -> Result<()> {
-        self.parts.par_iter_mut().try_for_each(|p| p.fold())
+        if self.on_caller {
+            self.parts.iter_mut().try_for_each(Part::fold)
+        } else {
+            self.parts.par_iter_mut().try_for_each(Part::fold)
+        }
     }
 
     /// Copy every segment not mapped from a file into one new block of
     /// anonymous memory (each at a multiple of 8), if any has a buffer of
-    /// its own and together they fill [`PACK_FROM`]. Each old buffer is
-    /// dropped as soon as its segment is copied, so the map holds little
-    /// more than one copy at any time.
+    /// its own and together they fill [`PACK_FROM`] (whatever their size
+    /// in a map that works on the calling thread, which leaves nothing on
+    /// the heap). Each old buffer is dropped as soon as its segment is
+    /// copied, so the map holds little more than one copy at any time.
     fn pack(&mut self) -> Result<()> {
         if !self.parts.iter().any(|p| p.seg.is_owned()) {
             return Ok(());
@@ -407,7 +465,7 @@ impl<V: Value> IntMultiMap<V> {
             offsets.push(total);
             total += size(seg);
         }
-        if total < PACK_FROM {
+        if total == 0 || (total < PACK_FROM && !self.on_caller) {
             return Ok(());
         }
         let block =
@@ -419,24 +477,32 @@ impl<V: Value> IntMultiMap<V> {
         #[cfg(target_os = "linux")]
         let _ = block.advise(memmap2::Advice::HugePage);
         let block = Arc::new(memmap2::MmapRaw::from(block));
-        self.parts
-            .par_iter_mut()
-            .zip(offsets)
-            .filter(|(p, _)| !p.seg.is_mapped())
-            // SAFETY: the offsets are prefix sums of the sizes, so each
-            // segment gets a range of its own inside the block.
-            .for_each(|(p, off)| unsafe { p.seg.pack_into(&block, off) });
+        let copy = |(p, off): (&mut Part<V>, usize)| {
+            if !p.seg.is_mapped() {
+                // SAFETY: the offsets are prefix sums of the sizes, so
+                // each segment gets a range of its own inside the block.
+                unsafe { p.seg.pack_into(&block, off) }
+            }
+        };
+        if self.on_caller {
+            self.parts.iter_mut().zip(offsets).for_each(copy);
+        } else {
+            self.parts.par_iter_mut().zip(offsets).for_each(copy);
+        }
         Ok(())
     }
 
     /// Every key with its group: `(keys, offsets, values)`, keys in the
     /// map's internal (mixed) order.
     pub fn export(&self) -> Result<(Vec<u64>, Vec<u64>, Vec<V>)> {
-        let parts: Vec<Csr<V>> = self
-            .parts
-            .par_iter()
-            .map(|p| p.groups())
-            .collect::<Result<_>>()?;
+        let parts: Vec<Csr<V>> = if self.on_caller {
+            self.parts.iter().map(Part::groups).collect::<Result<_>>()?
+        } else {
+            self.parts
+                .par_iter()
+                .map(Part::groups)
+                .collect::<Result<_>>()?
+        };
         let n = parts.iter().map(|c| c.len()).sum::<usize>();
         let m = parts.iter().map(|c| c.values.len()).sum::<usize>();
         let (mut keys, mut offsets, mut values) = (
@@ -501,5 +567,43 @@ mod tests {
         small.compact().expect("compact");
         assert!(owned(&small) > 0);
         assert_eq!(small.get(2).expect("get"), vec![4]);
+    }
+
+    #[test]
+    fn a_map_on_the_calling_thread_holds_what_a_pool_map_holds_and_packs_when_small() {
+        let keys: Vec<u64> = (0..50_000u64).map(|k| k % 7_000).collect();
+        let vals: Vec<u64> = (0..50_000).collect();
+        let gone: Vec<u64> = (0..7_000).step_by(3).collect();
+        let mut pool: IntMultiMap<u64> = IntMultiMap::truncated(false, 8);
+        let mut here: IntMultiMap<u64> = IntMultiMap::truncated(false, 8).on_calling_thread();
+        for m in [&mut pool, &mut here] {
+            m.add_many(&keys[..20_000], &vals[..20_000]).expect("add");
+            m.remove_many(&gone).expect("remove");
+            m.add_many(&keys[20_000..], &vals[20_000..]).expect("add");
+        }
+        // Keys given mixed land where the same keys given plain do.
+        let mixed: Vec<u64> = (7_000..7_100u64).map(mix).collect();
+        pool.add_many(&(7_000..7_100).collect::<Vec<_>>(), &vals[..100])
+            .expect("add");
+        here.add_many_mixed(&mixed, &vals[..100]).expect("add");
+        assert_eq!(
+            here.export().expect("export"),
+            pool.export().expect("export")
+        );
+        here.compact().expect("compact");
+        assert_eq!(
+            owned(&here),
+            0,
+            "a small map on the calling thread is packed"
+        );
+        let probe: Vec<u64> = (0..7_200).collect();
+        assert_eq!(
+            here.get_many(&probe).expect("get_many"),
+            pool.get_many(&probe).expect("get_many")
+        );
+        assert_eq!(
+            here.verify().expect("verify"),
+            pool.verify().expect("verify")
+        );
     }
 }
