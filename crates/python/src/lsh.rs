@@ -422,7 +422,8 @@ impl NativeLshIndex {
         let (i, s) = (slice(&ib, "ids")?, slice(&sb, "signatures")?);
         let pool = crate::threads::pool()?;
         let r = self.with_mut(py, |x| {
-            py.detach(|| pool.install(|| x.insert_and_query_many(i, s, verify_of(verify))))
+            // As insert_many: the search on the pool, the inserts here.
+            py.detach(|| x.insert_and_query_many_in(Some(pool), i, s, verify_of(verify)))
                 .py_err(py)
         })?;
         csr(py, r)

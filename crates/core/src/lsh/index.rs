@@ -265,10 +265,7 @@ impl LshIndex {
         for (step, sig_step) in ids.chunks(STEP).zip(sigs.chunks(STEP * self.cfg.num_perm)) {
             hashes.resize(step.len() * self.cfg.bands, 0);
             let (cfg, out) = (&self.cfg, &mut hashes);
-            match pool {
-                Some(pool) => pool.install(|| fill_band_hashes(cfg, sig_step, out)),
-                None => fill_band_hashes(cfg, sig_step, out),
-            }
+            on(pool, || fill_band_hashes(cfg, sig_step, out));
             self.insert_hashed(step, sig_step, &hashes)?;
         }
         crate::heap::release_free_memory();
@@ -395,6 +392,20 @@ impl LshIndex {
         sigs: &[u32],
         verify: Verify,
     ) -> Result<(Vec<u64>, Vec<u64>)> {
+        self.insert_and_query_many_in(None, ids, sigs, verify)
+    }
+
+    /// [`insert_and_query_many`](Self::insert_and_query_many) with the
+    /// hashing and the search on `pool` (rayon's global pool for `None`)
+    /// and the band tables changed on the calling thread, as
+    /// [`insert_many_in`](Self::insert_many_in) does.
+    pub fn insert_and_query_many_in(
+        &mut self,
+        pool: Option<&rayon::ThreadPool>,
+        ids: &[u64],
+        sigs: &[u32],
+        verify: Verify,
+    ) -> Result<(Vec<u64>, Vec<u64>)> {
         let n = self.rows_of(sigs)?;
         crate::intmap::map::same_len(ids.len(), n)?;
         self.check_verify(verify)?;
@@ -402,27 +413,7 @@ impl LshIndex {
         let mut out = Vec::new();
         let np = self.cfg.num_perm;
         for (id_step, sig_step) in ids.chunks(STEP).zip(sigs.chunks(STEP * np)) {
-            let hashes = band_hashes(&self.cfg, sig_step);
-            // In-batch matches as CSR by the later row; pairs come sorted.
-            let pairs = self.batch_pairs(&hashes);
-            let mut starts = vec![0usize; id_step.len() + 1];
-            for &(later, _) in &pairs {
-                starts[later as usize + 1] += 1;
-            }
-            for i in 0..id_step.len() {
-                starts[i + 1] += starts[i];
-            }
-            let first = self.slots as u32;
-            let earlier: Vec<u32> = pairs.iter().map(|&(_, e)| first + e).collect();
-            let batch = Batch {
-                starts: &starts,
-                slots: &earlier,
-                first,
-                ids: id_step,
-                sigs: sig_step,
-            };
-            // Searched before inserting, so rows find only earlier rows.
-            let (counts, found) = self.search(sig_step, Some(&hashes), Some(batch), verify)?;
+            let (hashes, counts, found) = on(pool, || self.search_step(id_step, sig_step, verify))?;
             self.insert_hashed(id_step, sig_step, &hashes)?;
             for c in counts {
                 offsets.push(offsets.last().copied().unwrap_or(0) + c);
@@ -430,6 +421,39 @@ impl LshIndex {
             out.extend_from_slice(&found);
         }
         Ok((offsets, out))
+    }
+
+    /// One step of [`insert_and_query_many`](Self::insert_and_query_many)
+    /// before its rows are inserted: their band hashes, and each row's
+    /// matches among the index and the step's earlier rows (counts, ids).
+    fn search_step(
+        &self,
+        id_step: &[u64],
+        sig_step: &[u32],
+        verify: Verify,
+    ) -> Result<(Vec<u64>, Vec<u64>, Vec<u64>)> {
+        let hashes = band_hashes(&self.cfg, sig_step);
+        // In-batch matches as CSR by the later row; pairs come sorted.
+        let pairs = self.batch_pairs(&hashes);
+        let mut starts = vec![0usize; id_step.len() + 1];
+        for &(later, _) in &pairs {
+            starts[later as usize + 1] += 1;
+        }
+        for i in 0..id_step.len() {
+            starts[i + 1] += starts[i];
+        }
+        let first = self.slots as u32;
+        let earlier: Vec<u32> = pairs.iter().map(|&(_, e)| first + e).collect();
+        let batch = Batch {
+            starts: &starts,
+            slots: &earlier,
+            first,
+            ids: id_step,
+            sigs: sig_step,
+        };
+        // Searched before inserting, so rows find only earlier rows.
+        let (counts, found) = self.search(sig_step, Some(&hashes), Some(batch), verify)?;
+        Ok((hashes, counts, found))
     }
 
     /// Pairs (later row, earlier row) of a batch that share a band, as the
@@ -561,6 +585,14 @@ impl LshIndex {
     /// Bytes of signatures (in memory or mapped).
     pub fn signature_bytes(&self) -> usize {
         self.sigs.heap_bytes() + self.sigs.mapped_bytes()
+    }
+}
+
+/// Run `f` on `pool`, or where rayon's global pool is if `None`.
+fn on<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -> R {
+    match pool {
+        Some(pool) => pool.install(f),
+        None => f(),
     }
 }
 
