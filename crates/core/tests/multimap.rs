@@ -145,6 +145,38 @@ fn truncated_maps_merge_keys_equal_in_their_kept_bits() {
 }
 
 #[test]
+fn keys_crowded_into_one_bucket_are_all_found() {
+    // Mixed keys that differ only in their lowest bits share a partition,
+    // a bucket and the unary-coded bits above those: one run of 1s far
+    // longer than a lookup reads at once, with groups of one and of
+    // several values side by side.
+    let base = 7u64 << 56;
+    let keys: Vec<u64> = (0..300u64).map(|i| base | (i * 3)).collect();
+    let mut vals: Vec<u32> = (0..300u32).collect();
+    let mut all = keys.clone();
+    all.extend(keys.iter().step_by(7));
+    vals.extend(keys.iter().step_by(7).map(|&k| (k & 0xffff) as u32 + 1000));
+    let mut m: IntMultiMap<u32> = IntMultiMap::new(false);
+    m.add_many_mixed(&all, &vals).expect("add");
+    m.compact().expect("compact");
+    for i in 0..900u64 {
+        let mut out = Vec::new();
+        let found = m.probe_mixed(base | i).get_into(&mut out).expect("get");
+        let mut want: Vec<u32> = all
+            .iter()
+            .zip(&vals)
+            .filter(|(&k, _)| k == base | i)
+            .map(|(_, &v)| v)
+            .collect();
+        assert_eq!(found, !want.is_empty(), "key {i}");
+        out.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(out, want, "key {i}");
+    }
+    assert_eq!(m.verify().expect("verify"), all.len() as u64);
+}
+
+#[test]
 fn growth_folds_changes_and_keeps_every_value() {
     let mut m: IntMultiMap<u64> = IntMultiMap::new(false);
     let mut model = BTreeMap::<u64, Vec<u64>>::new();

@@ -168,7 +168,16 @@ mod tests {
 
     #[test]
     fn select_in_word_finds_each_set_bit() {
-        for word in [1u64, 0x8000_0000_0000_0000, u64::MAX, 0xf0f0_1234_0000_ff01] {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut words = vec![1u64, 0x8000_0000_0000_0000, u64::MAX, 0xf0f0_1234_0000_ff01];
+        for _ in 0..200 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Sparse, dense and even words.
+            words.extend([x, x & (x >> 3), x | (x << 5)]);
+        }
+        for word in words {
             let ones: Vec<u32> = (0..64).filter(|b| word >> b & 1 == 1).collect();
             for (k, &at) in ones.iter().enumerate() {
                 assert_eq!(select_in_word(word, k as u32), at, "{word:x} {k}");
