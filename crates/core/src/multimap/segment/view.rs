@@ -190,7 +190,7 @@ impl<'a> SegView<'a> {
         let w = u64::from(self.lay.width());
         fetch(self.lay.mids_off() + self.lay.mids_start(b, ks) / 8);
         fetch(self.lay.lows_off() + key_guess * w / 8);
-        if ve - vs != ke - ks {
+        if ve.saturating_sub(vs) != ke.saturating_sub(ks) {
             // Only a bucket with a group of several values has its group
             // sizes read (most LSH band buckets have none).
             fetch(self.lay.counts_off() + vs / 8);
