@@ -47,7 +47,7 @@ fn mask(bits: u32) -> u128 {
 
 impl BandTable {
     /// The table of `pairs` (key, slot), whose keys have `key_bits` bits
-    /// (16 to 64); `pairs` is sorted in place.
+    /// (1 to 64); `pairs` is sorted in place.
     ///
     /// ```
     /// use vastdict_core::lsh::BandTable;
@@ -66,7 +66,7 @@ impl BandTable {
         let len = pairs.len() as u64;
         if len >= u64::from(u32::MAX) {
             return Err(Error::Invalid(format!(
-                "a band table holds fewer than 2^32 pairs, not {len}"
+                "a band table holds at most 2^32 - 2 pairs, not {len}"
             )));
         }
         if key_bits < 64 && pairs.iter().any(|&(k, _)| k >> key_bits != 0) {
@@ -83,19 +83,16 @@ impl BandTable {
         };
         let top = pairs.iter().fold(0u32, |a, &(_, s)| a | s);
         let slot_bits = 32 - top.leading_zeros();
+        let width = key_bits - dir_bits + slot_bits;
         let mut t = BandTable {
             key_bits,
             dir_bits,
             slot_bits,
-            width: key_bits - dir_bits + slot_bits,
-            field: mask(key_bits - dir_bits + slot_bits),
+            width,
+            field: mask(width),
             len,
             dir: Vec::with_capacity((1usize << dir_bits) + 1),
-            pairs: vec![
-                0u8;
-                ((len * u64::from(key_bits - dir_bits + slot_bits)).div_ceil(8) + 16)
-                    as usize
-            ],
+            pairs: vec![0u8; ((len * u64::from(width)).div_ceil(8) + 16) as usize],
         };
         let mut at = 0usize;
         for b in 0..1u64 << dir_bits {
@@ -105,10 +102,10 @@ impl BandTable {
             }
         }
         t.dir.push(len as u32);
-        let w = t.width();
+        let w = u64::from(width);
         for (i, &(k, s)) in pairs.iter().enumerate() {
             let v = (u128::from(t.fingerprint(k)) << slot_bits) | u128::from(s);
-            t.write(i as u64 * u64::from(w), v);
+            t.write(i as u64 * w, v);
         }
         Ok(t)
     }
@@ -128,10 +125,6 @@ impl BandTable {
         self.dir.len() * 4 + self.pairs.len()
     }
 
-    fn width(&self) -> u32 {
-        self.width
-    }
-
     fn bucket_of(&self, key: u64) -> u64 {
         if self.dir_bits == 0 {
             0
@@ -144,7 +137,7 @@ impl BandTable {
         (u128::from(key) & mask(self.key_bits - self.dir_bits)) as u64
     }
 
-    /// The field of `width()` bits at bit `pos` (within the padding when
+    /// The field of `width` bits at bit `pos` (within the padding when
     /// `pos` is in range, so the 16-byte load never runs short).
     #[inline]
     fn read(&self, pos: u64) -> u128 {
@@ -182,7 +175,7 @@ impl BandTable {
     pub fn get_into(&self, key: u64, out: &mut Vec<u32>) -> bool {
         let (s, e) = self.range(key);
         let fp = u128::from(self.fingerprint(key));
-        let (w, sb) = (u64::from(self.width()), self.slot_bits);
+        let (w, sb, slot) = (u64::from(self.width), self.slot_bits, mask(self.slot_bits));
         let before = out.len();
         for i in s..e {
             let x = self.read(i * w);
@@ -191,7 +184,7 @@ impl BandTable {
                 if f > fp {
                     break;
                 }
-                out.push((x & mask(sb)) as u32);
+                out.push((x & slot) as u32);
             }
         }
         out.len() > before
@@ -208,7 +201,7 @@ impl BandTable {
     /// in.
     pub fn prefetch_pairs(&self, key: u64) {
         let (s, _) = self.range(key);
-        let at = (s * u64::from(self.width()) / 8) as usize;
+        let at = (s * u64::from(self.width) / 8) as usize;
         if let Some(p) = self.pairs.get(at) {
             crate::prefetch::read(p);
         }
