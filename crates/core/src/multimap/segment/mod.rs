@@ -250,6 +250,15 @@ struct Bucket {
     ve: u64,
 }
 
+impl Bucket {
+    /// Whether each key here has one value (as in most LSH band buckets),
+    /// so the group sizes need no reading. Saturating, as prefetching asks
+    /// this of directory entries not yet checked.
+    fn one_value_each(&self) -> bool {
+        self.ve.saturating_sub(self.vs) == self.ke.saturating_sub(self.ks)
+    }
+}
+
 /// Encode sorted keys (their low 56 bits), group ends and values.
 pub fn encode<V: Value>(csr: &Csr<V>, drop: u32) -> (Vec<u8>, Layout) {
     let (n, m) = (csr.keys.len() as u64, csr.values.len() as u64);

@@ -108,9 +108,7 @@ impl<'a> SegView<'a> {
             at += 1;
         };
         let j = found - k.ks;
-        if k.ve - k.vs == k.ke - k.ks {
-            // One value per key in this bucket (as in most LSH bands):
-            // the group sizes need no decoding.
+        if k.one_value_each() {
             return Ok(Some((k.vs + j, k.vs + j + 1)));
         }
         select(self.counts(), k.vs, k.ve, j, true)
@@ -190,9 +188,7 @@ impl<'a> SegView<'a> {
         let w = u64::from(self.lay.width());
         fetch(self.lay.mids_off() + self.lay.mids_start(b, ks) / 8);
         fetch(self.lay.lows_off() + key_guess * w / 8);
-        if ve.saturating_sub(vs) != ke.saturating_sub(ks) {
-            // Only a bucket with a group of several values has its group
-            // sizes read (most LSH band buckets have none).
+        if !(Bucket { ks, ke, vs, ve }).one_value_each() {
             fetch(self.lay.counts_off() + vs / 8);
         }
         if self.checked {
