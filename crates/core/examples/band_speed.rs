@@ -35,8 +35,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut bands = Vec::with_capacity(BANDS);
     let mut maps = Vec::with_capacity(BANDS);
     for ks in &keys {
-        let mut pairs: Vec<(u64, u32)> = ks.iter().zip(0u32..).map(|(&k, s)| (k, s)).collect();
-        bands.push(BandTable::build(&mut pairs, 32)?);
+        let pairs: Vec<(u64, u32)> = ks.iter().zip(0u32..).map(|(&k, s)| (k, s)).collect();
+        bands.push(BandTable::build(&pairs, 32)?);
         let mut m: IntMultiMap<u32> = IntMultiMap::truncated(false, 32).on_calling_thread();
         let mixed: Vec<u64> = ks.iter().map(|k| k << 32).collect();
         let slots: Vec<u32> = (0..n as u32).collect();

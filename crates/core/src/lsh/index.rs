@@ -1,12 +1,15 @@
-//! `LshIndex`: banded MinHash LSH. Each band is a truncated
-//! [`IntMultiMap`] from the band's hash to the slots (insertion numbers)
-//! of the documents that have it; slots map to the caller's ids, and to
-//! the stored signatures that verify candidates.
+//! `LshIndex`: banded MinHash LSH. Each band pairs the top `band_bits`
+//! bits of the band's hash with the slots (insertion numbers) of the
+//! documents that have it, in a few sorted [`BandTable`]s (see `runs`);
+//! slots map to the caller's ids, and to the stored signatures that
+//! verify candidates.
+//!
+//! [`BandTable`]: super::BandTable
 
 use super::column::Column;
+use super::runs::Band;
 use super::search::Batch;
 use crate::error::{Error, Result};
-use crate::multimap::IntMultiMap;
 use hashbrown::HashMap;
 use rayon::prelude::*;
 use std::sync::OnceLock;
@@ -14,6 +17,9 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// Rows handled per step of a batch call, bounding its scratch memory.
 const STEP: usize = 1 << 16;
+/// Insertions an index holds: slots are u32, and a band table holds
+/// fewer than `u32::MAX` pairs.
+const MAX_SLOTS: u64 = u32::MAX as u64 - 1;
 
 /// What an index is made of; fixed when it is created.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,7 +94,7 @@ enum Slots {
 /// ```
 pub struct LshIndex {
     pub(crate) cfg: LshConfig,
-    pub(crate) tables: Vec<IntMultiMap<u32>>,
+    pub(crate) tables: Vec<Band>,
     /// Slot -> id; `None` while every id has equalled its slot.
     pub(crate) ids: Option<Column>,
     pub(crate) slots: u64,
@@ -155,9 +161,8 @@ pub(crate) fn le_row(sig: &[u32], out: &mut Vec<u8>) {
 impl LshIndex {
     pub fn new(cfg: LshConfig) -> Result<Self> {
         cfg.check()?;
-        let drop = 64 - cfg.band_bits;
         Ok(LshIndex {
-            tables: (0..cfg.bands).map(|_| band_table(drop)).collect(),
+            tables: (0..cfg.bands).map(|_| Band::new(cfg.band_bits)).collect(),
             sigs: Column::new(if cfg.keep_signatures {
                 4 * cfg.num_perm
             } else {
@@ -174,7 +179,7 @@ impl LshIndex {
 
     pub(crate) fn from_parts(
         cfg: LshConfig,
-        tables: Vec<IntMultiMap<u32>>,
+        tables: Vec<Band>,
         ids: Option<Column>,
         sigs: Column,
         dead: Vec<u64>,
@@ -246,8 +251,9 @@ impl LshIndex {
 
     /// [`insert_many`](Self::insert_many) with the band hashing on `pool`
     /// (rayon's global pool for `None`). The band tables change on the
-    /// calling thread, so their scratch memory goes back to the OS when
-    /// the call ends (see [`IntMultiMap::on_calling_thread`]).
+    /// calling thread: an index is many small tables, and the scratch
+    /// memory that building them on the pool would leave on each pool
+    /// thread's heap (glibc keeps a thread's free top) rivals their size.
     pub fn insert_many_in(
         &mut self,
         pool: Option<&rayon::ThreadPool>,
@@ -256,9 +262,9 @@ impl LshIndex {
     ) -> Result<()> {
         let n = self.rows_of(sigs)?;
         crate::intmap::map::same_len(ids.len(), n)?;
-        if self.slots + n as u64 > u64::from(u32::MAX) {
+        if self.slots + n as u64 > MAX_SLOTS {
             return Err(Error::Invalid(
-                "an index holds at most 4,294,967,295 insertions; merge into a new index or start another".into(),
+                "an index holds at most 4,294,967,294 insertions; merge into a new index or start another".into(),
             ));
         }
         let mut hashes = Vec::new();
@@ -273,27 +279,29 @@ impl LshIndex {
     }
 
     fn insert_hashed(&mut self, ids: &[u64], sigs: &[u32], hashes: &[u64]) -> Result<()> {
-        let first = self.slots;
+        let first = self.slots as u32;
         let bands = self.cfg.bands;
-        let slots: Vec<u32> = (0..ids.len() as u64).map(|i| (first + i) as u32).collect();
-        // Band hashes are uniform already: they go in as the tables' mixed
-        // keys, each band's gathered in one pass over the rows.
-        let n = ids.len();
-        let mut columns = vec![0u64; hashes.len()];
-        for (i, row) in hashes.chunks_exact(bands).enumerate() {
-            for (j, &h) in row.iter().enumerate() {
-                columns[j * n + i] = h;
-            }
+        let drop = 64 - self.cfg.band_bits;
+        let mut pairs = Vec::with_capacity(ids.len());
+        for (j, t) in self.tables.iter_mut().enumerate() {
+            pairs.clear();
+            pairs.extend(
+                hashes
+                    .iter()
+                    .skip(j)
+                    .step_by(bands)
+                    .zip(first..)
+                    .map(|(&h, s)| (h >> drop, s)),
+            );
+            t.add(&pairs)?;
         }
-        for (t, keys) in self.tables.iter_mut().zip(columns.chunks_exact(n)) {
-            t.add_many_mixed(keys, &slots)?;
-        }
+        let slots = first..first + ids.len() as u32;
         self.append_ids(ids);
         if self.cfg.keep_signatures {
             self.sigs.push_u32s(sigs);
         }
         if let Some(map) = self.by_id.get_mut() {
-            for (&id, &s) in ids.iter().zip(&slots) {
+            for (&id, s) in ids.iter().zip(slots) {
                 add_slot(map, id, s);
             }
         }
@@ -494,32 +502,17 @@ impl LshIndex {
         pairs
     }
 
-    /// Drop removed documents' band entries.
+    /// Drop removed documents' band entries, and merge each band into
+    /// one table, which lookups read fastest.
     pub fn compact(&mut self) -> Result<()> {
-        let drop = 64 - self.cfg.band_bits;
         let dead = &self.dead;
-        let is_dead = |s: u32| {
+        let keep = |s: u32| {
             dead.get(s as usize / 64)
-                .is_some_and(|w| w >> (s % 64) & 1 == 1)
+                .is_none_or(|w| w >> (s % 64) & 1 == 0)
         };
+        let all_kept = self.live == self.slots;
         for t in &mut self.tables {
-            if !dead.is_empty() {
-                let (keys, offs, vals) = t.export()?;
-                let mut fresh = band_table(drop);
-                let mut ks = Vec::with_capacity(vals.len());
-                let mut vs = Vec::with_capacity(vals.len());
-                for (i, &k) in keys.iter().enumerate() {
-                    for &v in &vals[offs[i] as usize..offs[i + 1] as usize] {
-                        if !is_dead(v) {
-                            ks.push(k);
-                            vs.push(v);
-                        }
-                    }
-                }
-                fresh.add_many(&ks, &vs)?;
-                *t = fresh;
-            }
-            t.compact()?;
+            t.compact(keep, all_kept)?;
         }
         crate::heap::release_free_memory();
         Ok(())
@@ -536,19 +529,19 @@ impl LshIndex {
             ));
         }
         let base = self.slots;
-        if base + other.slots > u64::from(u32::MAX) {
+        if base + other.slots > MAX_SLOTS {
             return Err(Error::Invalid(
-                "the merged index would pass 4,294,967,295 insertions".into(),
+                "the merged index would pass 4,294,967,294 insertions".into(),
             ));
         }
         for (t, o) in self.tables.iter_mut().zip(&other.tables) {
-            let (keys, offs, vals) = o.export()?;
-            let mut ks = Vec::with_capacity(vals.len());
-            for (i, &k) in keys.iter().enumerate() {
-                ks.extend(std::iter::repeat_n(k, (offs[i + 1] - offs[i]) as usize));
-            }
-            let vs: Vec<u32> = vals.iter().map(|&v| v + base as u32).collect();
-            t.add_many(&ks, &vs)?;
+            let pairs: Vec<(u64, u32)> = o
+                .runs()
+                .iter()
+                .flat_map(|r| r.pairs())
+                .map(|(k, s)| (k, s + base as u32))
+                .collect();
+            t.add(&pairs)?;
         }
         let other_ids: Vec<u64> = (0..other.slots).map(|s| other.id_of(s)).collect();
         self.append_ids(&other_ids);
@@ -579,7 +572,7 @@ impl LshIndex {
 
     /// Bytes of memory the band tables hold.
     pub fn table_bytes(&self) -> usize {
-        self.tables.iter().map(|t| t.resident_bytes()).sum()
+        self.tables.iter().map(Band::heap_bytes).sum()
     }
 
     /// Bytes of signatures (in memory or mapped).
@@ -594,14 +587,6 @@ fn on<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -
         Some(pool) => pool.install(f),
         None => f(),
     }
-}
-
-/// An empty band table keeping `64 - drop` bits of each band hash. Band
-/// tables change on the calling thread: an index is many small tables,
-/// and the scratch memory that changing them on the thread pool leaves on
-/// each pool thread's heap would add about a third to their size.
-fn band_table(drop: u32) -> IntMultiMap<u32> {
-    IntMultiMap::truncated(false, drop).on_calling_thread()
 }
 
 fn add_slot(map: &mut HashMap<u64, Slots>, id: u64, s: u32) {

@@ -1,9 +1,7 @@
 //! MinHash signatures and a banded LSH index over them for near-duplicate
-//! detection; band tables are truncated [`crate::multimap`]s.
-//!
-//! [`BandTable`] is a layout for one band made for point lookups (sorted
-//! pairs under a bucket directory). The index does not use it yet: the
-//! `band_speed` example measures it beside the multimaps.
+//! detection. Each band of the index is a few [`BandTable`]s: sorted
+//! (band hash, slot) pairs under a bucket directory, made for point
+//! lookups.
 
 mod band;
 mod column;
@@ -13,6 +11,7 @@ mod index;
 mod kernels;
 mod minhash;
 mod params;
+mod runs;
 mod search;
 
 pub use band::BandTable;

@@ -4,20 +4,14 @@
 
 use super::index::{agreement, band_hashes, hash_bands, le_row, LshIndex, Verify};
 use crate::error::{Error, Result};
-use crate::multimap::Probe;
 use rayon::prelude::*;
 
 /// Rows per parallel task: enough to keep the prefetch pipeline full.
 const ROWS_PER_TASK: usize = 256;
-/// How many lookups ahead the partition record, directory and bucket
-/// reads are issued.
-const PART_AHEAD: usize = 96;
-const DIR_AHEAD: usize = 48;
-const BUCKET_AHEAD: usize = 16;
-/// Probes kept between entering the pipeline and their lookup: more than
-/// `PART_AHEAD`, and a power of two so the ring index is a mask.
-const RING: usize = 128;
-const _: () = assert!(RING > PART_AHEAD && RING.is_power_of_two());
+/// How many lookups ahead a band table's directory line, and then the
+/// line of pairs it points to, are asked for.
+const DIR_AHEAD: usize = 32;
+const PAIRS_AHEAD: usize = 16;
 
 /// Buffers a search reuses from one row (and, for single queries, one
 /// call) to the next.
@@ -158,28 +152,20 @@ impl LshIndex {
         ids: &mut Vec<u64>,
     ) -> Result<()> {
         let (np, bands) = (self.cfg.num_perm, self.cfg.bands);
-        // Each lookup's probe is made once, as it enters the pipeline, and
-        // kept in a ring until its lookup: made again at each of four
-        // stages, probes cost about an eighth of a single query's
-        // instructions. Lookup `i` is of band `i % bands`, counted rather
-        // than divided.
+        // Lookup `i` is of band `i % bands`, counted rather than divided,
+        // one count per stage of the pipeline.
+        let drop = 64 - self.cfg.band_bits;
+        let key = |i: usize| hashes[i] >> drop;
+        let next = |b: usize| if b + 1 == bands { 0 } else { b + 1 };
         let n = hashes.len();
-        let mut ring: [Option<Probe<'_, u32>>; RING] = [None; RING];
-        let mut table = 0;
-        let mut enter = |i: usize| {
-            let p = self.tables[table].probe_mixed(hashes[i]);
-            table = if table + 1 == bands { 0 } else { table + 1 };
-            p.prefetch_part();
-            Some(p)
-        };
-        for i in 0..PART_AHEAD.min(n) {
-            ring[i % RING] = enter(i);
+        let (mut at_dir, mut at_pairs, mut band) = (0, 0, 0);
+        for i in 0..DIR_AHEAD.min(n) {
+            self.tables[at_dir].prefetch_dir(key(i));
+            at_dir = next(at_dir);
         }
-        for p in ring[..DIR_AHEAD].iter().flatten() {
-            p.prefetch_dir();
-        }
-        for p in ring[..BUCKET_AHEAD].iter().flatten() {
-            p.prefetch_bucket();
+        for i in 0..PAIRS_AHEAD.min(n) {
+            self.tables[at_pairs].prefetch_pairs(key(i));
+            at_pairs = next(at_pairs);
         }
         let Scratch {
             found,
@@ -190,31 +176,23 @@ impl LshIndex {
         } = scratch;
         found.clear();
         ends.clear();
-        let mut band = 0;
         for i in 0..n {
-            if i + PART_AHEAD < n {
-                ring[(i + PART_AHEAD) % RING] = enter(i + PART_AHEAD);
-            }
             if i + DIR_AHEAD < n {
-                if let Some(a) = &ring[(i + DIR_AHEAD) % RING] {
-                    a.prefetch_dir();
-                }
+                self.tables[at_dir].prefetch_dir(key(i + DIR_AHEAD));
             }
-            if i + BUCKET_AHEAD < n {
-                if let Some(a) = &ring[(i + BUCKET_AHEAD) % RING] {
-                    a.prefetch_bucket();
-                }
+            at_dir = next(at_dir);
+            if i + PAIRS_AHEAD < n {
+                self.tables[at_pairs].prefetch_pairs(key(i + PAIRS_AHEAD));
             }
-            if let Some(p) = &ring[i % RING] {
-                p.get_into(found)?;
-            }
-            band += 1;
-            if band == bands {
-                band = 0;
+            at_pairs = next(at_pairs);
+            self.tables[band].get_into(key(i), found);
+            band = next(band);
+            if band == 0 {
                 ends.push(found.len());
             }
         }
         let need = self.needed(verify);
+        let limit = batch.map_or(self.slots, |b| u64::from(b.first) + b.ids.len() as u64);
         let mut start = 0;
         for (j, &end) in ends.iter().enumerate() {
             row.clear();
@@ -232,7 +210,10 @@ impl LshIndex {
             let before = ids.len();
             for &s in row.iter() {
                 let slot = u64::from(s);
-                if self.is_dead(slot) {
+                // A slot past the index and the batch could come only from
+                // a damaged table; the checksums make that all but
+                // impossible, and skipping it keeps the reads in range.
+                if self.is_dead(slot) || slot >= limit {
                     continue;
                 }
                 if verify != Verify::Raw {

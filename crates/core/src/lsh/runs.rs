@@ -1,0 +1,150 @@
+//! One LSH band as a few [`BandTable`]s ("runs") of falling size. Pairs
+//! added together become a run of their own, and the last run is merged
+//! into the one before it while it is at least half that one's size, so
+//! a band has at most about log2(pairs) runs and a pair is rewritten
+//! about as many times. One large insert makes one run; `compact` (and a
+//! save) leaves one, which is what a lookup reads fastest.
+
+use super::band::BandTable;
+use crate::error::Result;
+
+pub(crate) struct Band {
+    key_bits: u32,
+    /// Largest first; none is empty.
+    runs: Vec<BandTable>,
+}
+
+impl Band {
+    /// A band of `key_bits`-bit keys without pairs.
+    pub fn new(key_bits: u32) -> Self {
+        Band {
+            key_bits,
+            runs: Vec::new(),
+        }
+    }
+
+    /// A band of one table (a saved one, say).
+    pub fn of(table: BandTable) -> Self {
+        let mut b = Band::new(table.shape().key_bits);
+        if !table.is_empty() {
+            b.runs.push(table);
+        }
+        b
+    }
+
+    pub fn runs(&self) -> &[BandTable] {
+        &self.runs
+    }
+
+    /// Add `pairs` (key, slot) in any order.
+    pub fn add(&mut self, pairs: &[(u64, u32)]) -> Result<()> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        self.runs.push(BandTable::build(pairs, self.key_bits)?);
+        while let [.., a, b] = &self.runs[..] {
+            if b.len() * 2 < a.len() {
+                break;
+            }
+            let m = BandTable::merge(self.key_bits, &[a, b], |_| true)?;
+            self.runs.truncate(self.runs.len() - 2);
+            self.runs.push(m);
+        }
+        Ok(())
+    }
+
+    /// Merge every run into one, keeping the pairs whose slot `keep`
+    /// accepts; with `all_kept` (every slot accepted), a band of one run
+    /// is left as it is.
+    pub fn compact(&mut self, keep: impl Fn(u32) -> bool, all_kept: bool) -> Result<()> {
+        if self.runs.len() <= 1 && all_kept {
+            return Ok(());
+        }
+        let refs: Vec<&BandTable> = self.runs.iter().collect();
+        let t = BandTable::merge(self.key_bits, &refs, keep)?;
+        self.runs.clear();
+        if !t.is_empty() {
+            self.runs.push(t);
+        }
+        Ok(())
+    }
+
+    /// The band as one table, for saving: its only run, or a merge.
+    pub fn whole(&mut self) -> Result<&BandTable> {
+        self.compact(|_| true, true)?;
+        if self.runs.is_empty() {
+            self.runs.push(BandTable::empty(self.key_bits)?);
+        }
+        // One run now, after the merge or the empty table just added.
+        Ok(&self.runs[0])
+    }
+
+    /// Bytes of memory the band's tables hold (mapped ones not counted).
+    pub fn heap_bytes(&self) -> usize {
+        self.runs.iter().map(BandTable::heap_bytes).sum()
+    }
+
+    /// Append the slots of `key` to `out`, run by run.
+    #[inline]
+    pub fn get_into(&self, key: u64, out: &mut Vec<u32>) {
+        for r in &self.runs {
+            r.get_into(key, out);
+        }
+    }
+
+    #[inline]
+    pub fn prefetch_dir(&self, key: u64) {
+        for r in &self.runs {
+            r.prefetch_dir(key);
+        }
+    }
+
+    #[inline]
+    pub fn prefetch_pairs(&self, key: u64) {
+        for r in &self.runs {
+            r.prefetch_pairs(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(b: &Band, key: u64) -> Vec<u32> {
+        let mut out = Vec::new();
+        b.get_into(key, &mut out);
+        out.sort_unstable();
+        out
+    }
+
+    #[test]
+    fn runs_stay_few_and_lookups_see_every_one() {
+        let mut b = Band::new(16);
+        for slot in 0..1000u32 {
+            // Keys 0..7 over and over: each key's slots spread over runs.
+            b.add(&[(u64::from(slot % 8), slot)]).expect("add");
+            assert!(b.runs().len() <= 11, "{} runs", b.runs().len());
+        }
+        assert_eq!(b.runs().iter().map(BandTable::len).sum::<u64>(), 1000);
+        let want: Vec<u32> = (0..1000).filter(|s| s % 8 == 3).collect();
+        assert_eq!(get(&b, 3), want);
+        b.compact(|s| s % 2 == 1, false).expect("compact");
+        assert_eq!(b.runs().len(), 1);
+        let odd: Vec<u32> = want.into_iter().filter(|s| s % 2 == 1).collect();
+        assert_eq!(get(&b, 3), odd);
+        b.compact(|_| false, false).expect("compact");
+        assert!(b.runs().is_empty());
+        assert_eq!(b.whole().expect("whole").len(), 0);
+    }
+
+    #[test]
+    fn one_large_add_is_one_run() {
+        let mut b = Band::new(32);
+        let pairs: Vec<(u64, u32)> = (0..10_000u32).map(|s| (u64::from(s) * 7919, s)).collect();
+        b.add(&pairs).expect("add");
+        b.add(&[]).expect("add nothing");
+        assert_eq!(b.runs().len(), 1);
+        assert_eq!(get(&b, 7919 * 5), [5]);
+    }
+}
