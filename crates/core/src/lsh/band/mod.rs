@@ -80,12 +80,11 @@ impl Shape {
         self.dir_entries() * 4 + (self.len * u64::from(self.width())).div_ceil(8) as usize + PAD
     }
 
+    /// The key's bucket: its top `dir_bits` bits (past the directory for
+    /// a key wider than the table's).
+    #[inline]
     fn bucket_of(&self, key: u64) -> usize {
-        if self.dir_bits == 0 {
-            0
-        } else {
-            (key >> (self.key_bits - self.dir_bits)) as usize
-        }
+        key.checked_shr(self.key_bits - self.dir_bits).unwrap_or(0) as usize
     }
 }
 
@@ -116,6 +115,15 @@ pub struct BandTable {
     width: u32,
     field: u128,
     slot_mask: u128,
+    /// The mask of a key's bits below its bucket's.
+    fp_mask: u64,
+    /// Whether a pair fits in a u64 read at any bit offset (width <= 57),
+    /// as it does at the usual 32-bit keys: the lookup then works in u64.
+    narrow: bool,
+    buckets: usize,
+    /// [`Shape::bucket_of`]'s shift in two parts, each under 64, as a
+    /// lookup takes it (the whole may be 64).
+    shifts: (u32, u32),
     /// Where the pairs start in the buffer (after the directory).
     pairs_at: usize,
     buf: Buf,
@@ -141,6 +149,19 @@ fn read(bytes: &[u8], pos: u64, field: u128) -> u128 {
     (u128::from_le_bytes(x) >> (pos % 8)) & field
 }
 
+/// The 64 bits from bit `pos` of `bytes` (zero past the end); a field
+/// of up to 57 bits at `pos` is in them.
+#[inline]
+fn read_u64(bytes: &[u8], pos: u64) -> u64 {
+    let at = (pos / 8) as usize;
+    match bytes.get(at..at + 8) {
+        Some(b) => {
+            u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) >> (pos % 8)
+        }
+        None => 0,
+    }
+}
+
 #[inline]
 fn dir_entry(bytes: &[u8], b: usize) -> Option<u32> {
     let d = bytes.get(4 * b..4 * b + 4)?;
@@ -155,6 +176,13 @@ impl BandTable {
             width,
             field: mask(width),
             slot_mask: mask(shape.slot_bits),
+            fp_mask: mask(shape.key_bits - shape.dir_bits) as u64,
+            narrow: width <= 57,
+            buckets: 1 << shape.dir_bits,
+            shifts: {
+                let all = shape.key_bits - shape.dir_bits;
+                (all / 2, all - all / 2)
+            },
             pairs_at: shape.dir_entries() * 4,
             buf,
         }
@@ -222,24 +250,34 @@ impl BandTable {
         }
     }
 
+    #[inline]
+    fn bucket(&self, key: u64) -> usize {
+        ((key >> self.shifts.0) >> self.shifts.1) as usize
+    }
+
     /// The bucket's pairs `[s, e)`, or nothing if the key's bucket is out
     /// of the directory (a key wider than the table's).
     #[inline]
     fn range(&self, bytes: &[u8], key: u64) -> (u64, u64) {
-        let b = self.shape.bucket_of(key);
-        if b + 1 >= self.shape.dir_entries() {
+        let b = self.bucket(key);
+        if b >= self.buckets {
             return (0, 0);
         }
-        match (dir_entry(bytes, b), dir_entry(bytes, b + 1)) {
-            (Some(s), Some(e)) if s <= e && u64::from(e) <= self.shape.len => {
-                (u64::from(s), u64::from(e))
-            }
-            _ => (0, 0),
+        // The bucket's start and the next one's, in one read.
+        let Some(d) = bytes.get(4 * b..4 * b + 8) else {
+            return (0, 0);
+        };
+        let s = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
+        let e = u32::from_le_bytes([d[4], d[5], d[6], d[7]]);
+        if s <= e && u64::from(e) <= self.shape.len {
+            (u64::from(s), u64::from(e))
+        } else {
+            (0, 0)
         }
     }
 
     fn fingerprint(&self, key: u64) -> u128 {
-        u128::from(key) & mask(self.shape.key_bits - self.shape.dir_bits)
+        u128::from(key & self.fp_mask)
     }
 
     /// Append the slots paired with `key` to `out`, in slot order;
@@ -249,17 +287,35 @@ impl BandTable {
         let bytes = self.buf.get();
         let (s, e) = self.range(bytes, key);
         let pairs = bytes.get(self.pairs_at..).unwrap_or(&[]);
-        let fp = self.fingerprint(key);
-        let (w, sb) = (u64::from(self.width), self.shape.slot_bits);
+        // A pair holds the key's low bits above the slot's, so the key's
+        // pairs are those from `lo` up to (not including) `hi`.
+        let sb = self.shape.slot_bits;
+        let lo = self.fingerprint(key) << sb;
+        let hi = lo + (1u128 << sb);
+        let w = u64::from(self.width);
         let before = out.len();
-        for i in s..e {
-            let x = read(pairs, i * w, self.field);
-            let f = x >> sb;
-            if f >= fp {
-                if f > fp {
+        if self.narrow {
+            let (lo, hi, field) = (lo as u64, hi as u64, self.field as u64);
+            let mut pos = s * w;
+            for _ in s..e {
+                let x = read_u64(pairs, pos) & field;
+                if x >= hi {
                     break;
                 }
-                out.push((x & self.slot_mask) as u32);
+                if x >= lo {
+                    out.push((x as u32) & self.slot_mask as u32);
+                }
+                pos += w;
+            }
+        } else {
+            for i in s..e {
+                let x = read(pairs, i * w, self.field);
+                if x >= hi {
+                    break;
+                }
+                if x >= lo {
+                    out.push((x & self.slot_mask) as u32);
+                }
             }
         }
         out.len() > before
@@ -268,20 +324,21 @@ impl BandTable {
     /// Hint the directory line a lookup of `key` reads first.
     #[inline]
     pub fn prefetch_dir(&self, key: u64) {
-        if let Some(d) = self.buf.get().get(4 * self.shape.bucket_of(key)) {
-            crate::prefetch::read(d);
-        }
+        // A hint never faults, so the address needs no bounds check.
+        let at = 4 * self.bucket(key);
+        crate::prefetch::read(self.buf.get().as_ptr().wrapping_add(at));
     }
 
     /// Hint the pairs a lookup of `key` reads, once its directory line is
-    /// in.
+    /// in: the bucket's start is all it needs.
     #[inline]
     pub fn prefetch_pairs(&self, key: u64) {
         let bytes = self.buf.get();
-        let (s, _) = self.range(bytes, key);
-        let at = self.pairs_at + (s * u64::from(self.width) / 8) as usize;
-        if let Some(p) = bytes.get(at) {
-            crate::prefetch::read(p);
+        let b = self.bucket(key);
+        if let Some(d) = bytes.get(4 * b..4 * b + 4) {
+            let s = u64::from(u32::from_le_bytes([d[0], d[1], d[2], d[3]]));
+            let at = self.pairs_at + (s * u64::from(self.width) / 8) as usize;
+            crate::prefetch::read(bytes.as_ptr().wrapping_add(at));
         }
     }
 
