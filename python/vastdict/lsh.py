@@ -10,8 +10,8 @@
 [0, 1]
 
 Signatures are computed in Rust on all cores with the GIL released, and are
-the same on every run and machine. An index's band tables are truncated
-integer multimaps (about 5 bytes per document and band); ``save`` writes a
+the same on every run and machine. An index's band tables are sorted
+(band hash, slot) pairs (about 5 bytes per document and band); ``save`` writes a
 directory that ``LSHIndex.open`` maps, so processes share one copy.
 """
 

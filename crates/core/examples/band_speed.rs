@@ -1,7 +1,8 @@
 //! Lookups as an LSH query makes them (one key in each of 16 band
-//! tables, reads issued ahead), in `BandTable`s and in the truncated
-//! `IntMultiMap`s the index uses, over the same random pairs; the two are
-//! timed alternately, query by query, so both see the same machine.
+//! tables, reads issued ahead), in `BandTable`s (the index's band tables)
+//! and in truncated `IntMultiMap`s (what the index used before them), over
+//! the same random pairs; the two are timed alternately, query by query,
+//! so both see the same machine.
 //!
 //! ```text
 //! cargo run --release -p vastdict-core --example band_speed -- PAIRS ROUNDS

@@ -114,6 +114,34 @@ fn queries_match_brute_force() {
 }
 
 #[test]
+fn many_small_inserts_answer_as_one_large_one() {
+    let (_, sigs) = corpus(400);
+    let mut whole = LshIndex::new(cfg(true)).expect("config");
+    whole.insert_many(&ids_of(0..400), &sigs).expect("insert");
+    let want = answers(&whole, &sigs, Verify::Raw);
+    // Chunks of 1 to 13 rows leave each band several tables of falling
+    // size; every one must be searched, and compacting merges them.
+    let mut parts = LshIndex::new(cfg(true)).expect("config");
+    let mut at = 0;
+    for k in (1..=13).cycle() {
+        let end = (at + k).min(400);
+        parts
+            .insert_many(&ids_of(at..end), &sigs[at * NP..end * NP])
+            .expect("insert");
+        at = end;
+        if at == 400 {
+            break;
+        }
+    }
+    assert_eq!(answers(&parts, &sigs, Verify::Raw), want);
+    let before = parts.table_bytes();
+    parts.compact().expect("compact");
+    assert_eq!(answers(&parts, &sigs, Verify::Raw), want);
+    assert!(parts.table_bytes() <= before);
+    assert_eq!(parts.table_bytes(), whole.table_bytes());
+}
+
+#[test]
 fn streaming_dedup_sees_every_earlier_document() {
     let (_, sigs) = corpus(300);
     let mut batch = LshIndex::new(cfg(true)).expect("config");
