@@ -17,6 +17,8 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// Rows handled per step of a batch call, bounding its scratch memory.
 const STEP: usize = 1 << 16;
+/// Steps of a batch insert whose tables wait to be merged together.
+const SETTLE_EVERY: usize = 8;
 /// Insertions an index holds: slots are u32, and a band table holds
 /// fewer than `u32::MAX` pairs.
 const MAX_SLOTS: u64 = u32::MAX as u64 - 1;
@@ -268,17 +270,31 @@ impl LshIndex {
             ));
         }
         let mut hashes = Vec::new();
-        for (step, sig_step) in ids.chunks(STEP).zip(sigs.chunks(STEP * self.cfg.num_perm)) {
+        let steps = ids.chunks(STEP).zip(sigs.chunks(STEP * self.cfg.num_perm));
+        let last = n.div_ceil(STEP).saturating_sub(1);
+        for (k, (step, sig_step)) in steps.enumerate() {
             hashes.resize(step.len() * self.cfg.bands, 0);
             let (cfg, out) = (&self.cfg, &mut hashes);
             on(pool, || fill_band_hashes(cfg, sig_step, out));
-            self.insert_hashed(step, sig_step, &hashes)?;
+            // Each step's pairs are a table of their own; merging them
+            // every few steps, rather than at each, writes each pair fewer
+            // times (nothing queries the index in between).
+            let settle = k == last || k % SETTLE_EVERY == SETTLE_EVERY - 1;
+            self.insert_hashed(step, sig_step, &hashes, settle)?;
         }
         crate::heap::release_free_memory();
         Ok(())
     }
 
-    fn insert_hashed(&mut self, ids: &[u64], sigs: &[u32], hashes: &[u64]) -> Result<()> {
+    /// Add rows whose band hashes are `hashes`; `settle` merges each
+    /// band's tables as [`Band::settle`] does, which a query needs soon.
+    fn insert_hashed(
+        &mut self,
+        ids: &[u64],
+        sigs: &[u32],
+        hashes: &[u64],
+        settle: bool,
+    ) -> Result<()> {
         let first = self.slots as u32;
         let bands = self.cfg.bands;
         let drop = 64 - self.cfg.band_bits;
@@ -293,7 +309,10 @@ impl LshIndex {
                     .zip(first..)
                     .map(|(&h, s)| (h >> drop, s)),
             );
-            t.add(&pairs)?;
+            t.push(&pairs)?;
+            if settle {
+                t.settle()?;
+            }
         }
         let slots = first..first + ids.len() as u32;
         self.append_ids(ids);
@@ -422,7 +441,7 @@ impl LshIndex {
         let np = self.cfg.num_perm;
         for (id_step, sig_step) in ids.chunks(STEP).zip(sigs.chunks(STEP * np)) {
             let (hashes, counts, found) = on(pool, || self.search_step(id_step, sig_step, verify))?;
-            self.insert_hashed(id_step, sig_step, &hashes)?;
+            self.insert_hashed(id_step, sig_step, &hashes, true)?;
             for c in counts {
                 offsets.push(offsets.last().copied().unwrap_or(0) + c);
             }

@@ -1,9 +1,11 @@
 //! One LSH band as a few [`BandTable`]s ("runs") of falling size. Pairs
-//! added together become a run of their own, and the last run is merged
-//! into the one before it while it is at least half that one's size, so
-//! a band has at most about log2(pairs) runs and a pair is rewritten
-//! about as many times. One large insert makes one run; `compact` (and a
-//! save) leaves one, which is what a lookup reads fastest.
+//! added together become a run of their own; settling merges the
+//! shortest tail of runs that leaves each run under half the one before
+//! it, in one pass. A band so has at most about log2(pairs) runs and a
+//! pair is rewritten about as many times. A batch insert pushes several
+//! runs before it settles, so their pairs are merged together once. One
+//! large insert makes one run; `compact` (and a save) leaves one, which
+//! is what a lookup reads fastest.
 
 use super::band::BandTable;
 use crate::error::Result;
@@ -38,16 +40,44 @@ impl Band {
 
     /// Add `pairs` (key, slot) in any order.
     pub fn add(&mut self, pairs: &[(u64, u32)]) -> Result<()> {
-        if pairs.is_empty() {
-            return Ok(());
+        self.push(pairs)?;
+        self.settle()
+    }
+
+    /// Add `pairs` as a run of their own, leaving the merging to
+    /// [`settle`](Self::settle): a caller adding many batches settles
+    /// once at the end (or every few batches), so their pairs are merged
+    /// in one pass rather than run into run.
+    pub fn push(&mut self, pairs: &[(u64, u32)]) -> Result<()> {
+        if !pairs.is_empty() {
+            self.runs.push(BandTable::build(pairs, self.key_bits)?);
         }
-        self.runs.push(BandTable::build(pairs, self.key_bits)?);
-        while let [.., a, b] = &self.runs[..] {
-            if b.len() * 2 < a.len() {
+        Ok(())
+    }
+
+    /// Merge the shortest tail of runs that leaves each run less than
+    /// half the one before it, in one pass.
+    pub fn settle(&mut self) -> Result<()> {
+        // Runs pushed since the last settle can come in any sizes, so the
+        // tail starts no later than where the halving order first breaks.
+        let halving = 1 + self
+            .runs
+            .windows(2)
+            .take_while(|w| w[1].len() * 2 < w[0].len())
+            .count();
+        let mut from = self.runs.len();
+        let mut tail = 0;
+        while from > 0 {
+            tail += self.runs[from - 1].len();
+            from -= 1;
+            if from == 0 || (from <= halving && tail * 2 < self.runs[from - 1].len()) {
                 break;
             }
-            let m = BandTable::merge(self.key_bits, &[a, b], |_| true)?;
-            self.runs.truncate(self.runs.len() - 2);
+        }
+        if self.runs.len() - from >= 2 {
+            let refs: Vec<&BandTable> = self.runs[from..].iter().collect();
+            let m = BandTable::merge(self.key_bits, &refs, |_| true)?;
+            self.runs.truncate(from);
             self.runs.push(m);
         }
         Ok(())
@@ -146,5 +176,36 @@ mod tests {
         b.add(&[]).expect("add nothing");
         assert_eq!(b.runs().len(), 1);
         assert_eq!(get(&b, 7919 * 5), [5]);
+    }
+
+    #[test]
+    fn settling_pushed_runs_halves_each_run_and_keeps_every_pair() {
+        let mut b = Band::new(16);
+        let mut slot = 0u32;
+        for round in 0..20u32 {
+            // Runs of uneven sizes pushed without merging, then settled.
+            for len in [1u32, 7, 3, 40, 2] {
+                let pairs: Vec<(u64, u32)> = (slot..slot + len * (round % 3 + 1))
+                    .map(|s| (u64::from(s % 5), s))
+                    .collect();
+                slot += pairs.len() as u32;
+                b.push(&pairs).expect("push");
+            }
+            b.settle().expect("settle");
+            for w in b.runs().windows(2) {
+                assert!(
+                    w[1].len() * 2 < w[0].len(),
+                    "{} after {}",
+                    w[1].len(),
+                    w[0].len()
+                );
+            }
+        }
+        assert_eq!(
+            b.runs().iter().map(BandTable::len).sum::<u64>(),
+            u64::from(slot)
+        );
+        let want: Vec<u32> = (0..slot).filter(|s| s % 5 == 2).collect();
+        assert_eq!(get(&b, 2), want);
     }
 }
