@@ -43,8 +43,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     times.sort_by(f64::total_cmp);
     let secs = times[2];
     println!(
-        "{{\"docs\": {docs}, \"seconds\": {secs:.3}, \"docs_per_s\": {:.0}}}",
-        docs as f64 / secs
+        "{{\"docs\": {docs}, \"seconds\": {secs:.3}, \"docs_per_s\": {:.0}, \"kernel\": \"{}\"}}",
+        docs as f64 / secs,
+        h.kernel()
     );
     Ok(())
 }

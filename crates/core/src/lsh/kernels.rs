@@ -17,46 +17,99 @@ pub(super) struct Perms<'a> {
     pub b_hi: &'a [u32],
 }
 
-/// The widest vector instructions this CPU has; the kernels are the same
-/// Rust code compiled for each, so results do not depend on it.
+/// A build of the kernel for an instruction set; all compute the same
+/// bits, so which one runs changes only the speed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Simd {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    /// The 32-bit-halves formula in 512-bit registers.
     #[cfg(target_arch = "x86_64")]
     Avx512,
+    /// Whole 64-bit products (`vpmullq`): fewer instructions, but the
+    /// multiply is three micro-ops on Intel cores, where this ran at half
+    /// the rate of the others; on AMD's it is one.
+    #[cfg(target_arch = "x86_64")]
+    Avx512Wide,
 }
 
 impl Simd {
-    #[cfg(target_arch = "x86_64")]
-    pub fn detect() -> Self {
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512dq")
+    /// The kernels this CPU can run.
+    pub fn available() -> Vec<Simd> {
+        #[allow(unused_mut)]
+        let mut v = vec![Simd::Portable];
+        #[cfg(target_arch = "x86_64")]
         {
-            Simd::Avx512
-        } else if std::arch::is_x86_feature_detected!("avx2") {
-            Simd::Avx2
-        } else {
-            Simd::Portable
+            if std::arch::is_x86_feature_detected!("avx2") {
+                v.push(Simd::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+            {
+                v.push(Simd::Avx512);
+                v.push(Simd::Avx512Wide);
+            }
         }
+        v
     }
 
-    #[cfg(not(target_arch = "x86_64"))]
-    pub fn detect() -> Self {
-        Simd::Portable
+    /// The fastest kernel on this CPU, timed once per process (under a
+    /// millisecond): which one wins depends on the core, not only on the
+    /// instruction sets it reports.
+    pub fn fastest() -> Simd {
+        static FASTEST: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
+        *FASTEST.get_or_init(|| {
+            let kernels = Simd::available();
+            if kernels.len() == 1 {
+                return kernels[0];
+            }
+            let perm: Vec<u64> = (1..=LANES as u64)
+                .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+                .collect();
+            let (lo, hi): (Vec<u32>, Vec<u32>) =
+                perm.iter().map(|&x| (x as u32, (x >> 32) as u32)).unzip();
+            let p = Perms {
+                a: &perm,
+                b: &perm,
+                a_lo: &lo,
+                a_hi: &hi,
+                b_lo: &lo,
+                b_hi: &hi,
+            };
+            let keys: Vec<u32> = (0..2048u32).map(|i| i.wrapping_mul(0x9e37_79b9)).collect();
+            let mut best = vec![std::time::Duration::MAX; kernels.len()];
+            let mut out = [0u32; LANES];
+            // Rounds alternate the kernels, and each keeps its fastest
+            // round, so a moment of noise does not decide.
+            for _ in 0..7 {
+                for (k, b) in kernels.iter().zip(&mut best) {
+                    let t = std::time::Instant::now();
+                    for _ in 0..4 {
+                        min_block(*k, &p, std::hint::black_box(&keys), &mut out);
+                    }
+                    *b = (*b).min(t.elapsed());
+                }
+            }
+            let i = (0..kernels.len()).min_by_key(|&i| best[i]).unwrap_or(0);
+            kernels[i]
+        })
     }
 }
 
 pub(super) fn min_block(simd: Simd, p: &Perms, keys: &[u32], out: &mut [u32; LANES]) {
     match simd {
         Simd::Portable => min_block_portable(p, keys, out),
-        // SAFETY: these variants are chosen only when the CPU reported the
-        // feature.
+        // SAFETY: these variants are run only when the CPU reported the
+        // features (`Simd::available`).
         #[cfg(target_arch = "x86_64")]
         Simd::Avx2 => unsafe { min_block_avx2(p, keys, out) },
         #[cfg(target_arch = "x86_64")]
         Simd::Avx512 => unsafe { min_block_avx512(p, keys, out) },
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512Wide => unsafe { min_block_avx512_wide(p, keys, out) },
     }
 }
 
@@ -67,8 +120,14 @@ unsafe fn min_block_avx2(p: &Perms, keys: &[u32], out: &mut [u32; LANES]) {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512dq")]
+#[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl")]
 unsafe fn min_block_avx512(p: &Perms, keys: &[u32], out: &mut [u32; LANES]) {
+    min_block_portable(p, keys, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+unsafe fn min_block_avx512_wide(p: &Perms, keys: &[u32], out: &mut [u32; LANES]) {
     min_block_wide(p, keys, out)
 }
 
@@ -77,7 +136,8 @@ unsafe fn min_block_avx512(p: &Perms, keys: &[u32], out: &mut [u32; LANES]) {
 /// has the smallest high word, so the running minima keep whole products
 /// and the high words are taken once at the end. That spares narrowing
 /// the carries to 32-bit lanes for every shingle: 17 instructions per
-/// shingle and block instead of 32 (signing 20-40% faster here).
+/// shingle and block instead of 32 (signing 20-40% faster on an AMD EPYC,
+/// half as fast on an Intel Xeon; see `Simd::fastest`).
 #[inline(always)]
 fn min_block_wide(p: &Perms, keys: &[u32], out: &mut [u32; LANES]) {
     let (a, b): (&[u64; LANES], &[u64; LANES]) = match (p.a.try_into(), p.b.try_into()) {

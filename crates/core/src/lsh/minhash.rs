@@ -127,8 +127,14 @@ impl MinHasher {
             a_hi,
             b_lo,
             b_hi,
-            simd: Simd::detect(),
+            simd: Simd::fastest(),
         })
+    }
+
+    /// Which build of the inner loop this hasher runs ("Avx512", say),
+    /// for diagnostics: every one gives the same signatures.
+    pub fn kernel(&self) -> String {
+        format!("{:?}", self.simd)
     }
 
     pub fn num_perm(&self) -> usize {
@@ -435,16 +441,8 @@ mod tests {
         let mut got = vec![0u32; 70];
         h.sign_hashes(&hashes, &mut got);
         assert_eq!(got, want);
-        let mut kernels = vec![Simd::Portable];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                kernels.push(Simd::Avx2);
-            }
-            if Simd::detect() == Simd::Avx512 {
-                kernels.push(Simd::Avx512);
-            }
-        }
+        let kernels = Simd::available();
+        assert!(kernels.contains(&Simd::fastest()));
         for simd in kernels {
             let h = MinHasher { simd, ..h.clone() };
             got.fill(0);
