@@ -533,6 +533,7 @@ impl LshIndex {
         for t in &mut self.tables {
             t.compact(keep, all_kept)?;
         }
+        super::band::pack(self.tables.iter_mut().flat_map(Band::runs_mut))?;
         crate::heap::release_free_memory();
         Ok(())
     }

@@ -38,6 +38,10 @@ impl Band {
         &self.runs
     }
 
+    pub fn runs_mut(&mut self) -> &mut [BandTable] {
+        &mut self.runs
+    }
+
     /// Add `pairs` (key, slot) in any order.
     pub fn add(&mut self, pairs: &[(u64, u32)]) -> Result<()> {
         self.push(pairs)?;

@@ -18,10 +18,13 @@
 //! about 5 bytes a pair. A table never changes once built: an index adds
 //! pairs as new tables and merges them (see `runs`).
 
-use memmap2::Mmap;
+use memmap2::{Mmap, MmapMut};
 use std::sync::Arc;
 
 mod build;
+mod pack;
+
+pub(crate) use pack::pack;
 
 /// Pairs per bucket on average, at least (at most twice this).
 const PER_BUCKET: u64 = 4;
@@ -94,6 +97,9 @@ enum Buf {
     Owned(Vec<u8>),
     /// `len` bytes at `off` of a saved file (the range was checked).
     Mapped(Arc<Mmap>, usize, usize),
+    /// `len` bytes at `off` of a block of memory shared by the tables
+    /// packed together (`pack`), never written again.
+    Packed(Arc<MmapMut>, usize, usize),
 }
 
 impl Buf {
@@ -102,6 +108,7 @@ impl Buf {
         match self {
             Buf::Owned(b) => b,
             Buf::Mapped(m, off, len) => m.get(*off..*off + *len).unwrap_or(&[]),
+            Buf::Packed(m, off, len) => m.get(*off..*off + *len).unwrap_or(&[]),
         }
     }
 }
@@ -246,6 +253,7 @@ impl BandTable {
     pub fn heap_bytes(&self) -> usize {
         match &self.buf {
             Buf::Owned(b) => b.capacity(),
+            Buf::Packed(_, _, len) => *len,
             Buf::Mapped(..) => 0,
         }
     }
