@@ -376,18 +376,26 @@ impl NativeLshIndex {
         sig: &Bound<'_, PyAny>,
         verify: Option<f64>,
     ) -> PyResult<Bound<'py, PyArray1<u64>>> {
-        let row = match sig
-            .cast::<PyArray1<u32>>()
-            .ok()
-            .and_then(|a| a.to_vec().ok())
-        {
-            Some(row) => row,
-            None => slice(&buffer::<u32>(sig, "signature", "uint32")?, "signature")?.to_vec(),
-        };
         // The GIL is kept, as by `s[k]`: a query takes a few microseconds,
         // and releasing and retaking the GIL added about 5% to that.
-        let ids = self.with(py, |x| x.query(&row, verify_of(verify)).py_err(py))?;
-        Ok(PyArray1::from_vec(py, ids))
+        let ids = self.with(py, |x| {
+            let v = verify_of(verify);
+            let array = sig.cast::<PyArray1<u32>>().ok();
+            // SAFETY: the GIL is held from here until the query has
+            // returned, so no Python code can write or free the array
+            // meanwhile; `as_slice` refuses one that is not contiguous.
+            match array.as_ref().and_then(|a| unsafe { a.as_slice() }.ok()) {
+                Some(row) => x.query(row, v),
+                None => {
+                    let b = buffer::<u32>(sig, "signature", "uint32")?;
+                    x.query(slice(&b, "signature")?, v)
+                }
+            }
+            .py_err(py)
+        })?;
+        // Copied into an array NumPy owns: for the few ids a query finds
+        // that is cheaper than an array over the Vec with an owner object.
+        Ok(PyArray1::from_slice(py, &ids))
     }
 
     #[pyo3(signature = (sigs, verify))]
