@@ -8,7 +8,6 @@
 
 use super::column::Column;
 use super::runs::Band;
-use super::search::Batch;
 use crate::error::{Error, Result};
 use hashbrown::HashMap;
 use rayon::prelude::*;
@@ -16,7 +15,7 @@ use std::sync::OnceLock;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// Rows handled per step of a batch call, bounding its scratch memory.
-const STEP: usize = 1 << 16;
+pub(super) const STEP: usize = 1 << 16;
 /// Steps of a batch insert whose tables wait to be merged together.
 const SETTLE_EVERY: usize = 8;
 /// Insertions an index holds: slots are u32, and a band table holds
@@ -288,7 +287,7 @@ impl LshIndex {
 
     /// Add rows whose band hashes are `hashes`; `settle` merges each
     /// band's tables as [`Band::settle`] does, which a query needs soon.
-    fn insert_hashed(
+    pub(super) fn insert_hashed(
         &mut self,
         ids: &[u64],
         sigs: &[u32],
@@ -410,117 +409,6 @@ impl LshIndex {
         Ok(())
     }
 
-    /// For each row, the documents it matches among everything inserted
-    /// before it (earlier rows of this batch included); then insert the
-    /// rows. The streaming form of near-duplicate detection.
-    pub fn insert_and_query_many(
-        &mut self,
-        ids: &[u64],
-        sigs: &[u32],
-        verify: Verify,
-    ) -> Result<(Vec<u64>, Vec<u64>)> {
-        self.insert_and_query_many_in(None, ids, sigs, verify)
-    }
-
-    /// [`insert_and_query_many`](Self::insert_and_query_many) with the
-    /// hashing and the search on `pool` (rayon's global pool for `None`)
-    /// and the band tables changed on the calling thread, as
-    /// [`insert_many_in`](Self::insert_many_in) does.
-    pub fn insert_and_query_many_in(
-        &mut self,
-        pool: Option<&rayon::ThreadPool>,
-        ids: &[u64],
-        sigs: &[u32],
-        verify: Verify,
-    ) -> Result<(Vec<u64>, Vec<u64>)> {
-        let n = self.rows_of(sigs)?;
-        crate::intmap::map::same_len(ids.len(), n)?;
-        self.check_verify(verify)?;
-        let mut offsets = vec![0u64];
-        let mut out = Vec::new();
-        let np = self.cfg.num_perm;
-        for (id_step, sig_step) in ids.chunks(STEP).zip(sigs.chunks(STEP * np)) {
-            let (hashes, counts, found) = on(pool, || self.search_step(id_step, sig_step, verify))?;
-            self.insert_hashed(id_step, sig_step, &hashes, true)?;
-            for c in counts {
-                offsets.push(offsets.last().copied().unwrap_or(0) + c);
-            }
-            out.extend_from_slice(&found);
-        }
-        Ok((offsets, out))
-    }
-
-    /// One step of [`insert_and_query_many`](Self::insert_and_query_many)
-    /// before its rows are inserted: their band hashes, and each row's
-    /// matches among the index and the step's earlier rows (counts, ids).
-    fn search_step(
-        &self,
-        id_step: &[u64],
-        sig_step: &[u32],
-        verify: Verify,
-    ) -> Result<(Vec<u64>, Vec<u64>, Vec<u64>)> {
-        let hashes = band_hashes(&self.cfg, sig_step);
-        // In-batch matches as CSR by the later row; pairs come sorted.
-        let pairs = self.batch_pairs(&hashes);
-        let mut starts = vec![0usize; id_step.len() + 1];
-        for &(later, _) in &pairs {
-            starts[later as usize + 1] += 1;
-        }
-        for i in 0..id_step.len() {
-            starts[i + 1] += starts[i];
-        }
-        let first = self.slots as u32;
-        let earlier: Vec<u32> = pairs.iter().map(|&(_, e)| first + e).collect();
-        let batch = Batch {
-            starts: &starts,
-            slots: &earlier,
-            first,
-            ids: id_step,
-            sigs: sig_step,
-        };
-        // Searched before inserting, so rows find only earlier rows.
-        let (counts, found) = self.search(sig_step, Some(&hashes), Some(batch), verify)?;
-        Ok((hashes, counts, found))
-    }
-
-    /// Pairs (later row, earlier row) of a batch that share a band, as the
-    /// tables would match them (on the kept bits of the band hash).
-    fn batch_pairs(&self, hashes: &[u64]) -> Vec<(u32, u32)> {
-        let bands = self.cfg.bands;
-        let n = hashes.len() / bands;
-        let drop = 64 - self.cfg.band_bits;
-        let mut pairs: Vec<(u32, u32)> = (0..bands)
-            .into_par_iter()
-            .flat_map_iter(|j| {
-                let mut order: Vec<(u64, u32)> = (0..n)
-                    .map(|i| {
-                        (
-                            hashes[i * bands + j].checked_shr(drop).unwrap_or(0),
-                            i as u32,
-                        )
-                    })
-                    .collect();
-                order.sort_unstable();
-                let mut found = Vec::new();
-                let mut start = 0;
-                for k in 1..=order.len() {
-                    if k == order.len() || order[k].0 != order[start].0 {
-                        for a in start..k {
-                            for b in start..a {
-                                found.push((order[a].1, order[b].1));
-                            }
-                        }
-                        start = k;
-                    }
-                }
-                found
-            })
-            .collect();
-        pairs.par_sort_unstable();
-        pairs.dedup();
-        pairs
-    }
-
     /// Drop removed documents' band entries, and merge each band into
     /// one table, which lookups read fastest.
     pub fn compact(&mut self) -> Result<()> {
@@ -602,7 +490,7 @@ impl LshIndex {
 }
 
 /// Run `f` on `pool`, or where rayon's global pool is if `None`.
-fn on<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -> R {
+pub(super) fn on<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -> R {
     match pool {
         Some(pool) => pool.install(f),
         None => f(),

@@ -13,6 +13,7 @@ mod minhash;
 mod params;
 mod runs;
 mod search;
+mod stream;
 
 pub use band::BandTable;
 pub use dedup::{clusters, ExactChecker};
