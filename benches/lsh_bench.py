@@ -21,6 +21,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -258,6 +259,25 @@ def versions() -> dict:
     return out
 
 
+def kept_notes(previous: dict, kept: list[str]) -> list[str]:
+    """Where kept runs came from, with the signing rates of the others in
+    that run: speed compares only within one run on a shared host."""
+    notes = []
+    for kind in kept:
+        others = []
+        for config, kinds in previous["runs"].items():
+            for other, runs in kinds.items():
+                if other not in kept and runs:
+                    rate = statistics.median(r["n"] / r["sign_s"] for r in runs)
+                    others.append(f"{other} {rate:,.0f} docs/s at {config}")
+        notes.append(
+            f"{kind}: runs kept from an earlier run on this corpus"
+            f" (`{previous['command']}`); compare its speed with that run's figures,"
+            f" in which signing ran at: {', '.join(others)}"
+        )
+    return notes
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000)
@@ -269,6 +289,13 @@ def main() -> None:
         "--only-cli",
         action="store_true",
         help="rerun only the `vastdict dedup` rounds, updating the results file",
+    )
+    ap.add_argument(
+        "--keep",
+        default="",
+        help="contestants whose runs are copied from the existing results file instead of"
+        " rerun (datasketch takes about 20 minutes a round at 1M documents); the file"
+        " records where they came from",
     )
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -286,7 +313,9 @@ def main() -> None:
         dest.write_text(json.dumps(data, indent=1))
         print(f"dedup: {[round(c['seconds'], 1) for c in data['cli']]} s, updated {dest}")
         return
-    kinds = args.kinds.split(",")
+    kept = [k for k in args.keep.split(",") if k]
+    previous = json.loads((results_dir() / f"lsh-{args.n}.json").read_text()) if kept else {}
+    kinds = [k for k in args.kinds.split(",") if k not in kept]
     runs: dict[str, dict[str, list]] = {}
     for config in args.configs.split(","):
         runs[config] = {k: [] for k in kinds}
@@ -298,11 +327,24 @@ def main() -> None:
                     continue
                 runs[config][kind].append(result)
                 print(f"{label}: {summary(result)}", flush=True)
+        for kind in kept:
+            runs[config][kind] = previous["runs"][config][kind]
     cli = []
     for r in range(cli_rounds):
         cli.append(run_cli(args.n, text))
         print(f"dedup round {r + 1}: {cli[-1]['seconds']:.1f} s", flush=True)
-    save_results("lsh", args.n, args.rounds, runs, cli=cli, machine=machine(), versions=versions())
+    notes = kept_notes(previous, kept)
+    save_results(
+        "lsh",
+        args.n,
+        args.rounds,
+        runs,
+        cli=cli,
+        machine=machine(),
+        versions=versions(),
+        kept=kept,
+        notes=notes,
+    )
 
 
 if __name__ == "__main__":
