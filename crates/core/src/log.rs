@@ -46,6 +46,7 @@ impl Segment {
         // store is open (only whole generations are deleted, by unlinking),
         // and every read is bounded by the observed file length.
         let map = unsafe { MmapOptions::new().len(capacity as usize).map(&file) }.at(path)?;
+        crate::files::advise_huge_if_it_fits(&map);
         let seg = Segment {
             path: path.to_path_buf(),
             file,

@@ -5,7 +5,7 @@
 
 use crate::codec::Codec;
 use crate::errors::{closed, IntoPyResult};
-use crate::pipeline;
+use crate::lookup::{self, Values};
 use parking_lot::RwLock;
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
@@ -132,29 +132,18 @@ impl NativeFrozen {
     }
 
     /// Values of many keys in one call, `None` where a key is missing.
-    /// Lookups run on all cores without the GIL, pipelined with this
+    /// Lookups run on all cores without the GIL, overlapped with this
     /// thread's reading of keys and building of values.
     fn get_many<'py>(
         &self,
         py: Python<'py>,
         keys: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
-        use rayon::prelude::*;
         let f = self.frozen(py)?;
         let pool = crate::threads::pool()?;
-        pipeline::lookup_many(py, keys, self.key_codec, self.value_codec, |batch| {
-            // Values stay in the map (alive for the whole call, through
-            // `f`): the calling thread builds objects straight from it.
-            let refs = batch.refs();
-            if refs.len() <= 1024 {
-                return f.get_many(&refs);
-            }
-            let parts = pool.install(|| {
-                refs.par_chunks(1024)
-                    .map(|c| f.get_many(c))
-                    .collect::<vastdict_core::Result<Vec<_>>>()
-            })?;
-            Ok(parts.concat())
+        // Values stay in the map (alive for the whole call, through `f`).
+        lookup::lookup_many(py, pool, keys, self.key_codec, self.value_codec, |part| {
+            f.get_many(part).map(|v| Values::pack(&v))
         })
     }
 

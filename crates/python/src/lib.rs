@@ -9,6 +9,7 @@ mod errors;
 mod frozen;
 mod intmap;
 mod locks;
+mod lookup;
 mod lsh;
 mod multimap;
 mod pipeline;

@@ -33,15 +33,7 @@ impl Batch {
         self.bytes.extend_from_slice(item);
         self.ends.push(self.bytes.len());
     }
-
-    pub fn refs(&self) -> Vec<&[u8]> {
-        (0..self.len()).map(|i| self.get(i)).collect()
-    }
 }
-
-/// What a batch lookup hands back to the calling thread: per key its
-/// value where it lies (in memory that outlives the call), or `None`.
-pub type Found<'v> = Vec<Option<&'v [u8]>>;
 
 /// Send without holding the GIL while the channel is full.
 pub fn send<T: Send>(py: Python<'_>, tx: &SyncSender<T>, item: T) -> bool {
@@ -49,14 +41,6 @@ pub fn send<T: Send>(py: Python<'_>, tx: &SyncSender<T>, item: T) -> bool {
         Ok(()) => true,
         Err(TrySendError::Full(item)) => py.detach(|| tx.send(item).is_ok()),
         Err(TrySendError::Disconnected(_)) => false,
-    }
-}
-
-/// Receive without holding the GIL.
-pub fn recv<T: Send>(py: Python<'_>, rx: &Receiver<T>) -> Option<T> {
-    match rx.try_recv() {
-        Ok(v) => Some(v),
-        Err(_) => py.detach(|| rx.recv().ok()),
     }
 }
 
@@ -73,14 +57,11 @@ pub fn next_keys(iter: &mut Bound<'_, PyIterator>, codec: Codec, n: usize) -> Py
     Ok(batch)
 }
 
-/// Keys per chunk of a pipelined batch lookup.
-const CHUNK: usize = 8192;
-
 /// A result list filled in place. When the input's length is known the
 /// list is made at that size up front, so each value goes straight to its
 /// slot: no intermediate vector, whose pages a large call would fault in
 /// a second time.
-struct Out<'py> {
+pub struct Out<'py> {
     list: Bound<'py, PyList>,
     /// Slots made up front (the rest are appended).
     sized: usize,
@@ -88,7 +69,7 @@ struct Out<'py> {
 }
 
 impl<'py> Out<'py> {
-    fn new(py: Python<'py>, sized: usize) -> PyResult<Self> {
+    pub fn new(py: Python<'py>, sized: usize) -> PyResult<Self> {
         let n = pyo3::ffi::Py_ssize_t::try_from(sized)
             .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("too many keys"))?;
         // SAFETY: PyList_New returns a new reference or NULL with an
@@ -101,7 +82,7 @@ impl<'py> Out<'py> {
         })
     }
 
-    fn push(&mut self, item: Bound<'py, PyAny>) -> PyResult<()> {
+    pub fn push(&mut self, item: Bound<'py, PyAny>) -> PyResult<()> {
         if self.filled < self.sized {
             // The index is in range and the slot still empty; SetItem takes
             // over the reference.
@@ -120,96 +101,10 @@ impl<'py> Out<'py> {
 
     /// The list, cut to the items pushed when the input turned out shorter
     /// than its stated length (its empty slots never reach Python).
-    fn finish(self) -> PyResult<Bound<'py, PyList>> {
+    pub fn finish(self) -> PyResult<Bound<'py, PyList>> {
         if self.filled >= self.sized {
             return Ok(self.list);
         }
         Ok(self.list.get_slice(0, self.filled).cast_into::<PyList>()?)
     }
-}
-
-/// Look up every key of `keys` with `lookup` (run without the GIL) and
-/// return the values as a list (`None` where missing). Batches of more
-/// than one chunk run as a pipeline: this thread reads the next chunk's
-/// keys and builds the previous chunk's values while a worker looks up
-/// the current one.
-pub fn lookup_many<'py, 'v, L>(
-    py: Python<'py>,
-    keys: &Bound<'py, PyAny>,
-    key_codec: Codec,
-    value_codec: Codec,
-    lookup: L,
-) -> PyResult<Bound<'py, PyList>>
-where
-    L: Fn(&Batch) -> vastdict_core::Result<Found<'v>> + Sync,
-{
-    use crate::errors::IntoPyResult;
-    /// Values prefetched ahead of the one being built: they were last read
-    /// on another core.
-    const AHEAD: usize = 8;
-    let mut out = Out::new(py, keys.len().unwrap_or(0))?;
-    let push = |out: &mut Out<'py>, found: &Found<'_>| -> PyResult<()> {
-        let prefetch = |i: usize| {
-            if let Some(Some(v)) = found.get(i) {
-                vastdict_core::prefetch::read(v.as_ptr());
-            }
-        };
-        (0..AHEAD).for_each(prefetch);
-        for (i, v) in found.iter().enumerate() {
-            prefetch(i + AHEAD);
-            out.push(match v {
-                Some(v) => value_codec.decode(py, v)?,
-                None => py.None().into_bound(py),
-            })?;
-        }
-        Ok(())
-    };
-    let mut iter = keys.try_iter()?;
-    let mut chunk = next_keys(&mut iter, key_codec, CHUNK)?;
-    if chunk.len() < CHUNK {
-        let found = py.detach(|| lookup(&chunk)).py_err(py)?;
-        push(&mut out, &found)?;
-        return out.finish();
-    }
-    let (tx, rx_keys) = channel::<Batch>();
-    let (tx_found, rx) = channel::<vastdict_core::Result<Found<'v>>>();
-    let lookup = &lookup;
-    std::thread::scope(|scope| -> PyResult<()> {
-        scope.spawn(move || {
-            for batch in rx_keys {
-                if tx_found.send(lookup(&batch)).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut in_flight = 0usize;
-        let result = (|| -> PyResult<()> {
-            loop {
-                let last = chunk.len() < CHUNK;
-                if !chunk.ends.is_empty() {
-                    send(py, &tx, std::mem::take(&mut chunk));
-                    in_flight += 1;
-                }
-                if !last {
-                    chunk = next_keys(&mut iter, key_codec, CHUNK)?;
-                }
-                // Keep one chunk queued ahead; build the oldest's values.
-                while in_flight > usize::from(!last) {
-                    let found = recv(py, &rx)
-                        .ok_or_else(|| {
-                            pyo3::exceptions::PyRuntimeError::new_err("lookup thread stopped")
-                        })?
-                        .py_err(py)?;
-                    in_flight -= 1;
-                    push(&mut out, &found)?;
-                }
-                if last {
-                    return Ok(());
-                }
-            }
-        })();
-        drop(tx);
-        result
-    })?;
-    out.finish()
 }

@@ -7,6 +7,7 @@
 
 use crate::codec::Codec;
 use crate::errors::{closed, forked, to_py, IntoPyResult};
+use crate::lookup::{self, Values};
 use crate::pipeline::{self, Batch};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use pyo3::exceptions::PyKeyError;
@@ -267,9 +268,9 @@ impl NativeStore {
         Ok(store_mut!(g).len().py_err(py)? as usize)
     }
 
-    /// Values for many keys at once (None where a key is missing). Large
-    /// batches run as a two-thread pipeline: this thread reads keys and
-    /// builds values while a worker looks up the previous chunk.
+    /// Values for many keys at once (None where a key is missing). Lookups
+    /// run on all cores without the GIL, overlapped with this thread's
+    /// reading of keys and building of values.
     fn get_many<'py>(
         &self,
         py: Python<'py>,
@@ -278,10 +279,10 @@ impl NativeStore {
         let g = self.read(py)?;
         let store = store!(g);
         let pool = crate::threads::pool()?;
-        // Values stay where they lie (the read lock held through the call
-        // keeps them there): the calling thread builds objects from them.
-        pipeline::lookup_many(py, keys, self.key_codec, self.value_codec, |batch| {
-            pool.install(|| store.get_many(&batch.refs()))
+        // Large values stay where they lie (the read lock held through the
+        // call keeps them there).
+        lookup::lookup_many(py, pool, keys, self.key_codec, self.value_codec, |part| {
+            store.get_many_sequential(part).map(|v| Values::pack(&v))
         })
     }
 

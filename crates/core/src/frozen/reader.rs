@@ -111,6 +111,7 @@ impl Frozen {
         let map = unsafe { Mmap::map(&file) }.at(path)?;
         let header = Header::decode(&map[..HEADER_LEN as usize], len, path)?;
         let _ = map.advise(Advice::Random);
+        crate::files::advise_huge_if_it_fits(&map);
         Ok(Frozen {
             path: path.to_path_buf(),
             map,
