@@ -50,7 +50,12 @@ pub fn channel<T>() -> (SyncSender<T>, Receiver<T>) {
 
 /// Up to `n` keys from `iter`, encoded.
 pub fn next_keys(iter: &mut Bound<'_, PyIterator>, codec: Codec, n: usize) -> PyResult<Batch> {
-    let mut batch = Batch::default();
+    // Room for `n` typical keys up front: growing by doubling would copy
+    // the chunk's bytes about once more.
+    let mut batch = Batch {
+        bytes: Vec::with_capacity(n * 48),
+        ends: Vec::with_capacity(n),
+    };
     for k in iter.by_ref().take(n) {
         batch.push(&codec.encode(&k?, "key")?);
     }
