@@ -19,6 +19,7 @@ import json
 import os
 import random
 import shutil
+import sys
 from pathlib import Path
 
 from store_bench import (
@@ -219,12 +220,15 @@ def main() -> None:
     data = Path(args.data_dir) / f"pairs-{args.n}.tsv"
     data.parent.mkdir(parents=True, exist_ok=True)
     make_data(data, args.n)
-    stores = [
-        s
-        for s in args.stores.split(",")
-        if s == "vastdict"
-        or (_anchors.installed(s) and args.n <= _anchors.MAX_PAIRS.get(s, args.n))
-    ]
+    named = args.stores.split(",")
+    missing = [s for s in named if s != "vastdict" and not _anchors.installed(s)]
+    if missing:
+        # A table without an anchor would read as if that anchor had lost.
+        sys.exit(
+            f"anchors not installed: {', '.join(missing)}; run pip install '.[bench]' "
+            "or leave them out with --stores"
+        )
+    stores = [s for s in named if s == "vastdict" or args.n <= _anchors.MAX_PAIRS.get(s, args.n)]
     runs: dict[str, list[dict]] = {s: [] for s in stores}
     order = list(stores)
     for r in range(args.rounds):

@@ -67,3 +67,28 @@ def test_a_failed_commit_leaves_a_handle_that_says_to_reopen(small_fs):
     n = len(r)
     r.close()
     assert vastdict.verify(path)["entries"] == n
+
+
+def test_full_disk_inside_a_large_block_keeps_the_handle_usable(small_fs):
+    # A 6 MiB update makes blocks that are written in pieces while they are
+    # encoded; the disk fills in the middle of one. The staged writes stay
+    # staged: once there is space, the same handle commits them.
+    path = small_fs / "store"
+    committed = {b"k%04d" % i: b"v%d" % i for i in range(1000)}
+    s = vastdict.open(path, "n", segment_size="32MiB")
+    s.update(committed)
+    s.commit()
+    large = {b"big%06d" % i: b"z" * 150 for i in range(40_000)}
+    with pytest.raises(vastdict.DiskFullError, match="no space left"):
+        s.update(large)
+        s.commit()
+    r = vastdict.open(path, "r")
+    assert dict(r.items()) == committed
+    r.close()
+    grow(small_fs, "64m")
+    s.commit()
+    assert len(s) == len(committed) + len(large)
+    assert s.get_many([b"big000000", b"big039999", b"k0999"]) == [b"z" * 150, b"z" * 150, b"v999"]
+    s.close()
+    vastdict.verify(path)
+    assert len(vastdict.open(path, "r")) == len(committed) + len(large)

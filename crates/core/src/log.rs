@@ -102,18 +102,26 @@ impl Segment {
 
     fn append(&self, data: &[u8]) -> Result<u64> {
         let at = self.len();
-        self.file.write_all_at(data, at).at(&self.path)?;
-        let end = at + data.len() as u64;
-        self.len.store(end, Ordering::Release);
+        self.write_at(at, data)?;
+        self.len.store(at + data.len() as u64, Ordering::Release);
+        Ok(at)
+    }
+
+    /// Write `data` at `offset`, at or past the end, without moving the
+    /// end: a block written in pieces is only part of the log once
+    /// [`Log::finish_append`] says so.
+    pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.file.write_all_at(data, offset).at(&self.path)?;
+        let end = offset + data.len() as u64;
         // Start writing each finished 8 MiB of the log to disk now, without
         // waiting for it: a bulk load then never piles up enough dirty pages
         // for the kernel to stall the writer (and commits have less to sync).
         const CHUNK: u64 = 8 << 20;
-        if at / CHUNK != end / CHUNK {
+        if offset / CHUNK != end / CHUNK {
             let start = (end / CHUNK - 1) * CHUNK;
             crate::files::start_writeback(&self.file, start, CHUNK);
         }
-        Ok(at)
+        Ok(())
     }
 
     fn sync(&self) -> Result<()> {
@@ -233,6 +241,40 @@ impl Log {
     pub fn end(&self) -> Loc {
         let last = self.segments.len() - 1;
         self.loc(last, self.segments[last].len())
+    }
+
+    /// Where a block of at most `bound` bytes will land: the end of the
+    /// log, after rolling to a new segment if the last one cannot hold it.
+    pub fn reserve(&mut self, bound: u64) -> Result<Loc> {
+        let (_, off) = self.split(self.end());
+        if off + bound > self.segment_size() {
+            self.add_segment()?;
+        }
+        Ok(self.end())
+    }
+
+    /// The segment appends go to.
+    pub fn last_segment(&self) -> &Arc<Segment> {
+        // `open` and `add_segment` leave at least one segment.
+        &self.segments[self.segments.len() - 1]
+    }
+
+    /// Take the `len` bytes written at `at`, the end of the log, through
+    /// [`Segment::write_at`] into the log.
+    pub fn finish_append(&mut self, at: Loc, len: u64) -> Result<()> {
+        let last = self.segments.len() - 1;
+        let (seg, off) = self.split(at);
+        let s = &self.segments[last];
+        if seg != last || off != s.len() || off + len > self.segment_size() {
+            return Err(Error::Invalid(
+                "internal error: a block written in pieces is not at the end of the log".into(),
+            ));
+        }
+        s.len.store(off + len, Ordering::Release);
+        if self.dirty.last() != Some(&last) {
+            self.dirty.push(last);
+        }
+        Ok(())
     }
 
     /// Append `data` (one whole block); rolls to a new segment first if it

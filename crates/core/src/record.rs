@@ -70,13 +70,18 @@ impl BlockHeader {
 
     /// The checksum a block with this header and payload must carry.
     pub fn compute_crc(payload_len: u32, seq: u64, flags: u32, payload: &[u8]) -> u32 {
+        crc32c::crc32c_append(Self::crc_of_header(payload_len, seq, flags), payload)
+    }
+
+    /// The checksum's value over the header fields alone, before the
+    /// payload (which `crc32c::crc32c_combine` can then append).
+    pub fn crc_of_header(payload_len: u32, seq: u64, flags: u32) -> u32 {
         let mut head = [0u8; 16];
         head[0..4].copy_from_slice(&BLOCK_MAGIC.to_le_bytes());
         head[4..8].copy_from_slice(&payload_len.to_le_bytes());
         head[8..16].copy_from_slice(&seq.to_le_bytes());
         let crc = crc32c::crc32c(&head);
-        let crc = crc32c::crc32c_append(crc, &flags.to_le_bytes());
-        crc32c::crc32c_append(crc, payload)
+        crc32c::crc32c_append(crc, &flags.to_le_bytes())
     }
 }
 

@@ -2,6 +2,7 @@
 //! shared lock that keeps the files from being deleted while in use.
 
 use super::pending::{Pending, Resolved};
+use super::stream::{write_streamed, STREAM_MIN};
 use crate::error::{Error, IoContext, Result};
 use crate::files::{self, gen_lock_path, generation_dir};
 use crate::index::partition::Probe;
@@ -119,23 +120,23 @@ pub fn write_block(
     }
     let bound =
         (BLOCK_HEADER + pending.staged_bytes() + pending.len() * MAX_RECORD_OVERHEAD) as u64;
-    let (_, off) = gen.log.split(gen.log.end());
-    if off + bound > gen.log.segment_size() {
-        gen.log.add_segment()?;
-    }
-    let at = gen.log.end();
+    let at = gen.log.reserve(bound)?;
     // Counted on a copy: if the block cannot be written (a full disk), the
     // staged writes stay staged and nothing has changed.
     let mut after = *counters;
-    resolve(pending, gen, at, &mut after)?;
-    let written = gen.log.append(pending.seal(*seq + 1, flags))?;
+    if bound >= STREAM_MIN {
+        write_streamed(pending, gen, at, *seq + 1, flags, &mut after)?;
+    } else {
+        resolve(pending, gen, at, &mut after, &mut |_| Ok(()))?;
+        let written = gen.log.append(pending.seal(*seq + 1, flags))?;
+        if written != at {
+            return Err(Error::Invalid(
+                "internal error: block landed off its planned location".into(),
+            ));
+        }
+    }
     *seq += 1;
     *counters = after;
-    if written != at {
-        return Err(Error::Invalid(
-            "internal error: block landed off its planned location".into(),
-        ));
-    }
     const AHEAD: usize = 8;
     let staged = pending.staged();
     for (i, r) in pending.resolved.iter().enumerate() {
@@ -153,12 +154,14 @@ pub fn write_block(
 }
 
 /// Encode each staged write with the location it replaces, probing the
-/// index once per key (a window ahead, so the memory reads overlap).
-fn resolve(
+/// index once per key (a window ahead, so the memory reads overlap), and
+/// call `encoded` after each (which may hand the encoded bytes off).
+pub(super) fn resolve(
     pending: &mut Pending,
     gen: &Generation,
     at: Loc,
     counters: &mut Counters,
+    encoded: &mut dyn FnMut(&mut Pending) -> Result<()>,
 ) -> Result<()> {
     const AHEAD: usize = 16;
     pending.begin_block();
@@ -217,6 +220,7 @@ fn resolve(
             }
             (None, false) => counters.garbage += u64::from(r.len),
         }
+        encoded(pending)?;
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ mod generation;
 mod pending;
 mod read;
 mod recover;
+mod stream;
 mod verify;
 
 pub use verify::Report;
@@ -365,29 +366,17 @@ impl Store {
         self.write(key, None)
     }
 
-    /// Set many pairs: `pair(i)` gives the i-th of `n`. Index slots are
-    /// requested from memory a window ahead of their use.
+    /// Set many pairs: `pair(i)` gives the i-th of `n`. (Puts only stage
+    /// their pairs; the index is read when the buffer is flushed, which
+    /// prefetches it then.)
     pub fn put_many<'k>(
         &mut self,
         n: usize,
         pair: impl Fn(usize) -> (&'k [u8], &'k [u8]),
     ) -> Result<()> {
-        const AHEAD: usize = 16;
-        let mut hashes = std::collections::VecDeque::with_capacity(AHEAD + 1);
-        for i in 0..n.min(AHEAD) {
-            let h = self.hash(pair(i).0);
-            self.gen.index.prefetch(h);
-            hashes.push_back(h);
-        }
         for i in 0..n {
-            if i + AHEAD < n {
-                let h = self.hash(pair(i + AHEAD).0);
-                self.gen.index.prefetch(h);
-                hashes.push_back(h);
-            }
-            let h = hashes.pop_front().unwrap_or_else(|| self.hash(pair(i).0));
             let (k, v) = pair(i);
-            self.write_hashed(h, k, Some(v))?;
+            self.write_hashed(self.hash(k), k, Some(v))?;
         }
         Ok(())
     }

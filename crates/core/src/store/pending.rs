@@ -44,8 +44,13 @@ pub struct Pending {
     staged: Vec<Staged>,
     /// Latest staged write per key.
     table: HashTable<u32>,
-    /// The block being encoded at flush: header space, then records.
+    /// The block being encoded at flush: header space, then records; when
+    /// a block is written in pieces, the part not yet handed off.
     pub block: Vec<u8>,
+    /// Bytes of the block already handed off before `block`.
+    pub handed_off: usize,
+    /// Piece buffers kept between flushes (see `stream.rs`).
+    pub spare: Vec<Vec<u8>>,
     pub resolved: Vec<Resolved>,
 }
 
@@ -75,6 +80,7 @@ impl Pending {
     pub fn resident(&self) -> usize {
         self.staging.capacity()
             + self.block.capacity()
+            + self.spare.iter().map(Vec::capacity).sum::<usize>()
             + self.staged.capacity() * std::mem::size_of::<Staged>()
             + self.resolved.capacity() * std::mem::size_of::<Resolved>()
             + self.table.capacity() * 5
@@ -145,6 +151,7 @@ impl Pending {
     pub fn begin_block(&mut self) {
         self.block.clear();
         self.block.resize(BLOCK_HEADER, 0);
+        self.handed_off = 0;
         self.resolved.clear();
         self.resolved.reserve(self.staged.len());
     }
@@ -158,7 +165,7 @@ impl Pending {
         probe: Option<ProbeAt>,
     ) -> Resolved {
         let s = self.staged[i];
-        let off = self.block.len();
+        let off = self.handed_off + self.block.len();
         let key = &self.staging[s.off as usize..(s.off + s.klen) as usize];
         let start = (s.off + s.klen) as usize;
         let value = s.vlen.map(|n| &self.staging[start..start + n as usize]);
@@ -173,8 +180,10 @@ impl Pending {
         r
     }
 
-    /// Seal the block: fill in its header; returns the bytes to write.
+    /// Seal a block encoded whole: fill in its header; returns the bytes
+    /// to write.
     pub fn seal(&mut self, seq: u64, flags: u32) -> &[u8] {
+        debug_assert_eq!(self.handed_off, 0);
         if self.block.len() < BLOCK_HEADER {
             self.block.resize(BLOCK_HEADER, 0);
         }
@@ -197,10 +206,12 @@ impl Pending {
         self.table.clear();
         self.resolved.clear();
         self.block.clear();
+        self.handed_off = 0;
         // Give back memory after a large batch, keep it after small ones.
         if self.staging.capacity() > 16 << 20 {
             self.staging.shrink_to(1 << 20);
             self.block.shrink_to(1 << 20);
+            self.spare.clear();
             self.staged.shrink_to(1 << 14);
             self.resolved.shrink_to(1 << 14);
             self.table.shrink_to(1 << 14, |_| 0);
