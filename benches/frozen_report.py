@@ -143,6 +143,19 @@ def sections(data: dict) -> list[str]:
             v["scale"] >= 1.8,
         )
         lines += table.lines()
+        lines += [
+            "Notes:",
+            "- The build bars were met in the previous full run (2026-11-22, before the build",
+            "  began writing whole huge pages): 2.74M/s, 13.2x lmdb's 0.21M/s and 2.06x the",
+            "  dict's 1.33M/s. In this one vastdict's rounds gave 3.18, 2.26 and 2.34M/s (the",
+            "  first alone would meet both) against steadier anchors: its build runs on both",
+            "  cores and theirs on one, and the same rounds moved its single-threaded get loop",
+            "  by 15%, so the host is a likely cause; the huge-page writes are not ruled out.",
+            "- `get_many` makes one Python `bytes` per key on the calling thread while the",
+            "  lookups run on both cores (`crates/python/src/lookup.rs`); its rounds here gave",
+            "  10.45, 8.34 and 9.28M keys/s.",
+            "",
+        ]
     lines += [
         f"## Frozen stores: {n:,} URL-like pairs, built from one TSV file",
         "",
