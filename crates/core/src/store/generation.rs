@@ -195,7 +195,7 @@ pub(super) fn resolve(
             None => {
                 let key = pending.key(&s);
                 let mut live = None;
-                let at = gen.index.probe_at(s.hash, |loc| {
+                let (at, probe) = gen.index.probe_at(s.hash, |loc| {
                     let r = gen.log.record(loc)?;
                     if r.key != key {
                         return Ok(false);
@@ -203,7 +203,7 @@ pub(super) fn resolve(
                     live = r.value.is_some().then_some(r.len as u32);
                     Ok(true)
                 })?;
-                match at.probe {
+                match probe {
                     Probe::Found(_, loc) => (Some(loc), live, Some(at)),
                     Probe::Vacant(_) => (None, None, Some(at)),
                 }
