@@ -32,4 +32,4 @@ pub mod scan;
 pub mod store;
 
 pub use error::{Error, Result};
-pub use store::{Mode, Options, Stats, Store};
+pub use store::{Mode, Options, PairBatch, Stats, Store};

@@ -187,6 +187,76 @@ fn large_blocks_written_in_pieces_read_back_and_recover() {
     c.verify().expect("verify");
 }
 
+struct Pairs(Vec<(Vec<u8>, Vec<u8>)>);
+
+impl vastdict_core::PairBatch for Pairs {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn pair(&self, i: usize) -> (&[u8], &[u8]) {
+        (&self.0[i].0, &self.0[i].1)
+    }
+}
+
+/// `put_batches` stages on a second thread while the first writes blocks:
+/// the result must be what `put` gives in the same order, including puts
+/// staged before the call and keys repeated within and across buffers.
+#[test]
+fn put_batches_equals_puts_in_order() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let o = Options {
+        memory_budget: 8 << 20, // 2 MiB buffers: many of them
+        segment_bits: 25,
+        ..opts(Mode::Create)
+    };
+    let mut w = Store::open(dir.path(), &o).expect("open");
+    let mut model = BTreeMap::new();
+    w.put(b"before", b"staged").expect("put");
+    model.insert(b"before".to_vec(), b"staged".to_vec());
+    let batches: Vec<Pairs> = (0..40u64)
+        .map(|b| {
+            Pairs(
+                (0..5_000u64)
+                    .map(|j| {
+                        let k = key((b * 5_000 + j) % 70_000);
+                        (k, format!("{b}-{j}-{}", "x".repeat(40)).into_bytes())
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    for b in &batches {
+        for (k, v) in &b.0 {
+            model.insert(k.clone(), v.clone());
+        }
+    }
+    w.put_batches(batches).expect("put_batches");
+    w.put(b"after", b"1").expect("put");
+    model.insert(b"after".to_vec(), b"1".to_vec());
+    assert_eq!(w.len().expect("len"), model.len() as u64);
+    assert_eq!(contents(&w), model);
+    w.commit().expect("commit");
+    w.close(true).expect("close");
+    let r = Store::open(dir.path(), &opts(Mode::Read)).expect("reopen");
+    assert_eq!(contents(&r), model);
+    r.verify().expect("verify");
+}
+
+#[test]
+fn put_batches_stops_at_a_bad_pair_keeping_those_before() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut w = Store::open(dir.path(), &opts(Mode::Create)).expect("open");
+    let huge = vec![0u8; 1 << 17]; // larger than a 64 KiB segment
+    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..20_000).map(|i| (key(i), b"v".to_vec())).collect();
+    pairs.push((b"huge".to_vec(), huge));
+    pairs.push((b"never".to_vec(), b"1".to_vec()));
+    let err = w.put_batches([Pairs(pairs)]).expect_err("too large");
+    assert!(err.to_string().contains("too large"), "{err}");
+    assert_eq!(w.len().expect("len"), 20_000);
+    assert_eq!(w.get(b"never").expect("get"), None);
+    assert_eq!(w.get(&key(19_999)).expect("get"), Some(&b"v"[..]));
+}
+
 #[test]
 fn crash_image_recovers_exactly_the_committed_prefix() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -35,6 +35,19 @@ impl Batch {
     }
 }
 
+/// Keys and values of the same pairs, in order.
+pub struct Pairs(pub Batch, pub Batch);
+
+impl vastdict_core::PairBatch for Pairs {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn pair(&self, i: usize) -> (&[u8], &[u8]) {
+        (self.0.get(i), self.1.get(i))
+    }
+}
+
 /// Send without holding the GIL while the channel is full.
 pub fn send<T: Send>(py: Python<'_>, tx: &SyncSender<T>, item: T) -> bool {
     match tx.try_send(item) {

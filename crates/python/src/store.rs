@@ -301,12 +301,10 @@ impl NativeStore {
             let worker = scope.spawn(move || -> vastdict_core::Result<()> {
                 let mut g = inner.write();
                 let s = g.as_mut().ok_or(vastdict_core::Error::Closed)?;
-                s.bulk(|s| {
-                    for (keys, vals) in rx {
-                        s.put_many(keys.len(), |i| (keys.get(i), vals.get(i)))?;
-                    }
-                    Ok(())
-                })
+                s.put_batches(
+                    rx.into_iter()
+                        .map(|(keys, vals)| pipeline::Pairs(keys, vals)),
+                )
             });
             let (mut keys, mut vals) = (Batch::default(), Batch::default());
             let mut encoded = (|| -> PyResult<usize> {

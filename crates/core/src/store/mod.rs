@@ -8,6 +8,7 @@
 //! reaches a version inside its snapshot (or finds the key did not exist).
 //! Records are never rewritten, so the chain is always there.
 
+mod batches;
 mod commit;
 mod compact;
 mod freeze;
@@ -18,6 +19,7 @@ mod recover;
 mod stream;
 mod verify;
 
+pub use batches::PairBatch;
 pub use verify::Report;
 
 use crate::error::{Error, IoContext, Result};
@@ -84,6 +86,20 @@ pub struct Stats {
     pub partitions: u64,
     pub generation: u64,
     pub commit_seq: u64,
+}
+
+/// Bytes of key plus value a write carries, or why it cannot be written
+/// when one record may hold at most `room` of them.
+fn check_item(key: &[u8], value: Option<&[u8]>, room: usize) -> Result<usize> {
+    let item = key.len() + value.map_or(0, <[u8]>::len);
+    if key.len() > MAX_ITEM || value.is_some_and(|v| v.len() > MAX_ITEM) || item > room {
+        return Err(Error::Invalid(format!(
+            "a key or value is too large: each is limited to {} MiB, and key plus value to the log segment size ({} bytes here)",
+            MAX_ITEM >> 20,
+            room
+        )));
+    }
+    Ok(item)
 }
 
 /// Largest write-buffer flush inside [`Store::bulk`].
@@ -381,6 +397,11 @@ impl Store {
         Ok(())
     }
 
+    /// Most key plus value bytes one record can hold.
+    fn room(&self) -> usize {
+        self.gen.log.max_payload() - MAX_RECORD_OVERHEAD
+    }
+
     fn write(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<bool> {
         let h = self.hash(key);
         self.write_hashed(h, key, value)
@@ -388,15 +409,8 @@ impl Store {
 
     fn write_hashed(&mut self, h: KeyHash, key: &[u8], value: Option<&[u8]>) -> Result<bool> {
         self.writer()?;
-        let item = key.len() + value.map_or(0, <[u8]>::len);
-        let room = self.gen.log.max_payload() - MAX_RECORD_OVERHEAD;
-        if key.len() > MAX_ITEM || value.is_some_and(|v| v.len() > MAX_ITEM) || item > room {
-            return Err(Error::Invalid(format!(
-                "a key or value is too large: each is limited to {} MiB, and key plus value to the log segment size ({} bytes here)",
-                MAX_ITEM >> 20,
-                room
-            )));
-        }
+        let room = self.room();
+        let item = check_item(key, value, room)?;
         // A delete of a missing key writes nothing (and reports it).
         let existed = value.is_none() && self.is_live(h, key)?;
         if value.is_none() && !existed {
