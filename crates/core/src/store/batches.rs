@@ -28,8 +28,8 @@ pub trait PairBatch: Send {
 impl Store {
     /// Set every pair of every batch, in order, as [`Store::put`] would,
     /// staging them on a second thread while this one writes out the
-    /// buffers staged before (log writes of 8 MiB within a quarter of
-    /// `memory_budget`, as in [`Store::bulk`]).
+    /// buffers staged before (after the first, buffers of 8 MiB within a
+    /// quarter of `memory_budget`, as in [`Store::bulk`]).
     ///
     /// On an error, the pairs before the failing one stay staged or
     /// written, like a `dict.update()` that fails midway, except that when
@@ -58,7 +58,9 @@ impl Store {
         let room = self.room();
         let seed = self.manifest.header.hash_seed;
         let w = self.writer()?;
-        let limit = w.bulk_flush_at;
+        // As in `bulk`: the first buffer is flushed at the usual size, so a
+        // small update never pays for writing out a large buffer.
+        let (mut limit, bulk_limit) = (w.flush_at, w.bulk_flush_at);
         let first = std::mem::take(&mut w.pending);
         // Full buffers go to this thread one at a time; emptied ones come back.
         let (full_tx, full_rx) = sync_channel::<Pending>(0);
@@ -81,6 +83,7 @@ impl Store {
                                 // The writer failed; its error is reported.
                                 return (p, count, Ok(()));
                             }
+                            limit = bulk_limit;
                         }
                         p.stage(KeyHash::of(k, seed), k, Some(v));
                         count += 1;
