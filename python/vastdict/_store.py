@@ -54,7 +54,10 @@ class Store(NativeStore, Scanned, MutableMapping):
     ) -> None:
         """Set many pairs in one native call (a mapping or an iterable of pairs).
 
-        The pairs are encoded with the GIL held, then written with it released.
+        The pairs are encoded with the GIL held; without it, one thread stages
+        them into write buffers while another writes the full ones to the log.
+        A pair that cannot be encoded raises, and the pairs before it are set
+        (as with ``dict.update``).
         """
         if isinstance(other, Mapping):
             self.update_pairs(other.items())
