@@ -100,13 +100,6 @@ impl Segment {
         &self.map[..self.len() as usize]
     }
 
-    fn append(&self, data: &[u8]) -> Result<u64> {
-        let at = self.len();
-        self.write_at(at, data)?;
-        self.len.store(at + data.len() as u64, Ordering::Release);
-        Ok(at)
-    }
-
     /// Write `data` at `offset`, at or past the end, without moving the
     /// end: a block written in pieces is only part of the log once
     /// [`Log::finish_append`] says so.
@@ -246,6 +239,11 @@ impl Log {
     /// Where a block of at most `bound` bytes will land: the end of the
     /// log, after rolling to a new segment if the last one cannot hold it.
     pub fn reserve(&mut self, bound: u64) -> Result<Loc> {
+        if bound + SEGMENT_HEADER > self.segment_size() {
+            return Err(Error::Invalid(format!(
+                "a block of {bound} bytes does not fit in a log segment"
+            )));
+        }
         let (_, off) = self.split(self.end());
         if off + bound > self.segment_size() {
             self.add_segment()?;
@@ -277,25 +275,13 @@ impl Log {
         Ok(())
     }
 
-    /// Append `data` (one whole block); rolls to a new segment first if it
-    /// would not fit. Returns the block's location.
+    /// Append `data` (one whole block) at the end of the log, which
+    /// [`Log::reserve`] made room for. Returns the block's location.
     pub fn append(&mut self, data: &[u8]) -> Result<Loc> {
-        let mut last = self.segments.len() - 1;
-        if self.segments[last].len() + data.len() as u64 > self.segment_size() {
-            if data.len() as u64 + SEGMENT_HEADER > self.segment_size() {
-                return Err(Error::Invalid(format!(
-                    "a block of {} bytes does not fit in a log segment",
-                    data.len()
-                )));
-            }
-            self.add_segment()?;
-            last += 1;
-        }
-        let at = self.segments[last].append(data)?;
-        if self.dirty.last() != Some(&last) {
-            self.dirty.push(last);
-        }
-        Ok(self.loc(last, at))
+        let at = self.end();
+        self.last_segment().write_at(self.split(at).1, data)?;
+        self.finish_append(at, data.len() as u64)?;
+        Ok(at)
     }
 
     /// Make every append so far durable.
