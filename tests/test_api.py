@@ -342,3 +342,21 @@ def test_update_stops_at_a_bad_pair_like_dict_update(store):
     # Like dict.update(), the pairs before the bad one were written.
     assert store[b"k29999"] == b"v"
     assert len(store) == 30_000
+
+
+def test_update_stops_at_a_pair_too_large_for_a_segment(path):
+    # update() stages pairs on a second thread; a pair that cannot fit a log
+    # segment still raises a vastdict error, with the pairs before it set.
+    s = vastdict.open(path, "n", segment_size="1MiB")
+    pairs = [(b"k%06d" % i, b"v") for i in range(30_000)]
+    pairs += [(b"huge", b"x" * (2 << 20)), (b"after", b"1")]
+    with pytest.raises(vastdict.InvalidError, match="too large"):
+        s.update(pairs)
+    assert len(s) == 30_000
+    assert b"huge" not in s and b"after" not in s
+    s[b"more"] = b"2"
+    s.commit()
+    s.close()
+    r = vastdict.open(path, "r")
+    assert len(r) == 30_001
+    assert r[b"k029999"] == b"v"
