@@ -196,7 +196,7 @@ def test_tsv_defaults_and_bytes(tmp_path):
     raw = b"\xff\xfekey\tval\xff\r\nplain\tv2\n\nlast\tno newline"
     f, s = frozen(tmp_path, write(tmp_path / "x.tsv", raw))
     assert dict(f.items()) == {b"\xff\xfekey": b"val\xff", b"plain": b"v2", b"last": b"no newline"}
-    assert s["pairs"] == 3
+    assert s["pairs"] == 3 and s["read_in_place"]
 
 
 def test_parquet_and_arrow(tmp_path):

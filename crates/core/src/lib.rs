@@ -15,6 +15,7 @@
 //! ```
 
 pub mod checksum;
+pub mod direct;
 pub mod error;
 pub mod files;
 pub mod frozen;

@@ -3,7 +3,11 @@
 
 use proptest::prelude::*;
 use std::collections::HashMap;
-use vastdict_core::frozen::{build_pairs, BuildOptions, Frozen, OnDuplicate};
+use std::sync::atomic::AtomicU64;
+use vastdict_core::frozen::{
+    add_file, build_pairs, BuildOptions, Builder, Column, FileFormat, FileSource, FileStats,
+    Frozen, OnDuplicate,
+};
 use vastdict_core::Error;
 
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
@@ -60,8 +64,66 @@ fn small_keys() -> impl Strategy<Value = Pairs> {
     )
 }
 
+/// Build from a TSV file; returns the file and what reading it did.
+fn build_tsv(
+    text: &[u8],
+    src: impl Fn(&std::path::Path) -> FileSource,
+    opts: &BuildOptions,
+) -> (tempfile::TempDir, Frozen, FileStats) {
+    let dir = tempfile::tempdir().expect("ok");
+    let input = dir.path().join("in.tsv");
+    std::fs::write(&input, text).expect("ok");
+    let path = dir.path().join("f.vdf");
+    let mut b = Builder::new(&path, opts.clone()).expect("ok");
+    let stats = add_file(&mut b, &src(&input), &AtomicU64::new(0)).expect("ok");
+    b.finish().expect("ok");
+    let f = Frozen::open(&path).expect("ok");
+    (dir, f, stats)
+}
+
+/// Keys and values that need no quoting in a TSV line.
+fn tsv_pairs() -> impl Strategy<Value = Pairs> {
+    let field = prop::collection::vec(
+        any::<u8>().prop_filter("no separators", |b| !b"\t\r\n".contains(b)),
+        0..12,
+    );
+    let key = prop::collection::vec(b'a'..b'e', 0..4);
+    prop::collection::vec((key, field), 0..300)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A TSV file built in place (mapped) and read into a spilling arena
+    /// give the same store, with the value column first, a header, an
+    /// extra column and CRLF line ends.
+    #[test]
+    fn tsv_in_place_and_copied_agree(pairs in tsv_pairs(), first in any::<bool>()) {
+        let policy = if first { OnDuplicate::First } else { OnDuplicate::Last };
+        let mut text = b"val\textra\tkey\r\n".to_vec();
+        for (k, v) in &pairs {
+            for part in [&v[..], b"\tx\t", &k[..], b"\r\n"] {
+                text.extend_from_slice(part);
+            }
+        }
+        let src = |p: &std::path::Path| FileSource {
+            header: true,
+            key: Column::Name("key".into()),
+            value: Column::Index(0),
+            ..FileSource::new(p, FileFormat::Tsv)
+        };
+        let want = expected(&pairs, policy);
+        let opts = BuildOptions { on_duplicate: policy, ..BuildOptions::default() };
+        let (_d, mapped, stats) = build_tsv(&text, src, &opts);
+        prop_assert!(stats.read_in_place);
+        prop_assert_eq!(stats.pairs, pairs.len() as u64);
+        check(&mapped, &want);
+        let small = BuildOptions { memory_budget: 512, ..opts };
+        let (_e, copied, stats) = build_tsv(&text, src, &small);
+        // (Only a file of a line or two fits a 512-byte budget mapped.)
+        prop_assert!(!stats.read_in_place || text.len() < 64);
+        check(&copied, &want);
+    }
 
     #[test]
     fn round_trip_in_memory(pairs in small_keys(), first in any::<bool>()) {
@@ -241,4 +303,65 @@ fn damage_anywhere_is_caught() {
             Err(Error::Corruption { .. } | Error::Format { .. })
         ));
     }
+}
+
+#[test]
+fn short_lines_past_the_budget_are_read_again_into_the_arena() {
+    // The file fits the pairs' share of a 64 MiB budget (16 MiB), but its
+    // 1.6M lines at 16 bytes each do not; the build starts over and
+    // copies pairs instead, spilling them to disk.
+    let n = 1_600_000u32;
+    let mut text = Vec::new();
+    let mut pairs = Pairs::new();
+    for i in 0..n {
+        let k = format!("{:x}", i % 1_500_000).into_bytes();
+        text.extend_from_slice(&k);
+        text.extend_from_slice(b"\t");
+        text.push(b'a' + (i % 26) as u8);
+        text.push(b'\n');
+        pairs.push((k, vec![b'a' + (i % 26) as u8]));
+    }
+    assert!(text.len() < 16 << 20);
+    let opts = BuildOptions {
+        memory_budget: 64 << 20,
+        ..BuildOptions::default()
+    };
+    let src = |p: &std::path::Path| FileSource::new(p, FileFormat::Tsv);
+    let (_d, f, stats) = build_tsv(&text, src, &opts);
+    assert!(!stats.read_in_place);
+    assert_eq!(stats.pairs, u64::from(n));
+    check(&f, &expected(&pairs, OnDuplicate::Last));
+}
+
+#[test]
+fn a_bad_line_deep_in_a_mapped_file_is_named_by_its_number() {
+    // Lines of 24 bytes: line 600,001 sits in the second 8 MiB chunk.
+    let mut text = Vec::new();
+    for i in 0..700_000u32 {
+        if i == 600_000 {
+            text.extend_from_slice(b"only-one-column\n");
+        } else {
+            text.extend_from_slice(format!("key{i:012}\tvalue\n").as_bytes());
+        }
+    }
+    let dir = tempfile::tempdir().expect("ok");
+    let input = dir.path().join("in.tsv");
+    std::fs::write(&input, &text).expect("ok");
+    let mut b = Builder::new(&dir.path().join("f.vdf"), BuildOptions::default()).expect("ok");
+    let src = FileSource::new(&input, FileFormat::Tsv);
+    match add_file(&mut b, &src, &AtomicU64::new(0)) {
+        Err(Error::Input { line, reason, .. }) => {
+            assert_eq!(line, 600_001);
+            assert!(reason.contains("column"), "{reason}");
+        }
+        other => panic!("expected an input error, got {other:?}"),
+    }
+    let skip = FileSource {
+        skip_errors: true,
+        ..src
+    };
+    let mut b = Builder::new(&dir.path().join("f.vdf"), BuildOptions::default()).expect("ok");
+    let stats = add_file(&mut b, &skip, &AtomicU64::new(0)).expect("ok");
+    assert!(stats.read_in_place);
+    assert_eq!((stats.pairs, stats.skipped), (699_999, 1));
 }

@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vastdict_core::frozen::{
-    add_file, BuildOptions, Builder, Column, FieldCodec, FileFormat, FileSource, OnDuplicate,
+    add_file, BuildOptions, Builder, Column, FieldCodec, FileFormat, FileSource, FileStats,
+    OnDuplicate,
 };
 
 fn on_duplicate(name: &str) -> PyResult<OnDuplicate> {
@@ -127,14 +128,14 @@ fn run_watched<T: Send>(
 fn summary<'py>(
     py: Python<'py>,
     header: &vastdict_core::frozen::format::Header,
-    received: u64,
-    skipped: u64,
+    stats: FileStats,
     seconds: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("pairs", header.len)?;
-    d.set_item("received", received)?;
-    d.set_item("skipped", skipped)?;
+    d.set_item("received", stats.pairs)?;
+    d.set_item("skipped", stats.skipped)?;
+    d.set_item("read_in_place", stats.read_in_place)?;
     d.set_item("bytes_on_disk", header.file_len())?;
     d.set_item("seconds", seconds)?;
     Ok(d)
@@ -215,7 +216,11 @@ impl Feeder {
             builder.finish()
         })?;
         pb.finish_and_clear();
-        summary(py, &header, received, 0, start.elapsed().as_secs_f64())
+        let stats = FileStats {
+            pairs: received,
+            ..FileStats::default()
+        };
+        summary(py, &header, stats, start.elapsed().as_secs_f64())
     }
 }
 
@@ -476,13 +481,7 @@ pub fn build_file<'py>(
         })?
     };
     pb.finish_and_clear();
-    summary(
-        py,
-        &header,
-        stats.pairs,
-        stats.skipped,
-        start.elapsed().as_secs_f64(),
-    )
+    summary(py, &header, stats, start.elapsed().as_secs_f64())
 }
 
 /// Freeze an open store into a frozen file (the engine reads its records
@@ -514,7 +513,11 @@ pub fn freeze_store<'py>(
         })?
     };
     pb.finish_and_clear();
-    summary(py, &header, header.len, 0, start.elapsed().as_secs_f64())
+    let stats = FileStats {
+        pairs: header.len,
+        ..FileStats::default()
+    };
+    summary(py, &header, stats, start.elapsed().as_secs_f64())
 }
 
 /// A progress bar (rate and ETA) for long work driven from Python; drawn

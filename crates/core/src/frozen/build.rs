@@ -12,6 +12,7 @@
 
 use super::arena::Arena;
 use super::format::{self, Header};
+use super::lines::{LineEntry, MappedTsv, SortedLines};
 use super::spill::{Spill, PARTS};
 use super::writer::{SortedPairs, Writer};
 use crate::error::{Error, IoContext, Result};
@@ -91,6 +92,9 @@ pub struct Builder {
     arena: Arena,
     starts: Vec<u64>,
     spill: Option<Spill>,
+    /// Pairs held as lines of a mapped input file instead (see
+    /// [`super::lines`]); the arena is then empty.
+    lines: Option<(MappedTsv, Vec<LineEntry>)>,
     received: u64,
 }
 
@@ -126,6 +130,7 @@ impl Builder {
             arena: Arena::default(),
             starts: Vec::new(),
             spill: None,
+            lines: None,
             received: 0,
         })
     }
@@ -133,6 +138,22 @@ impl Builder {
     /// The work directory (removed when the builder is dropped).
     pub fn work_dir(&self) -> &Path {
         &self.work.0
+    }
+
+    pub(super) fn options(&self) -> &BuildOptions {
+        &self.opts
+    }
+
+    /// Whether no pair has been added yet.
+    pub(super) fn is_empty(&self) -> bool {
+        self.received == 0 && self.lines.is_none()
+    }
+
+    /// Take the pairs of a mapped file (the builder must be empty).
+    pub(super) fn use_lines(&mut self, lines: MappedTsv, entries: Vec<LineEntry>) {
+        self.received = entries.len() as u64;
+        self.opts.received.store(self.received, Ordering::Relaxed);
+        self.lines = Some((lines, entries));
     }
 
     fn check_cancel(&self) -> Result<()> {
@@ -144,6 +165,7 @@ impl Builder {
 
     /// Add one pair.
     pub fn add(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.no_lines()?;
         if key.len() > MAX_ITEM || value.len() > MAX_ITEM {
             return Err(too_large(key.len().max(value.len())));
         }
@@ -162,6 +184,7 @@ impl Builder {
     /// Add `count` pairs already encoded as `klen varint | vlen varint |
     /// key | value` records (see [`encode_pair`]), taking the buffer over.
     pub fn add_encoded(&mut self, records: Vec<u8>, count: u64) -> Result<()> {
+        self.no_lines()?;
         let starts = self.arena.append(records, count).ok_or_else(|| {
             Error::Invalid("internal error: encoded pairs do not match their count".into())
         })?;
@@ -181,9 +204,18 @@ impl Builder {
         Ok(())
     }
 
+    fn no_lines(&self) -> Result<()> {
+        if self.lines.is_some() {
+            return Err(Error::Invalid(
+                "internal error: pairs added after a mapped file".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Bytes the pairs may take before they spill: three quarters of the
     /// budget, less the spill files' write buffers.
-    fn pairs_limit(&self) -> u64 {
+    pub(super) fn pairs_limit(&self) -> u64 {
         let b = self.opts.memory_budget;
         (b / 4 * 3)
             .saturating_sub(super::spill::BUFFER_BYTES)
@@ -227,7 +259,8 @@ impl Builder {
             .zip(self.starts.iter().copied())
             .collect();
         entries.par_sort_unstable();
-        let entries = dedupe(&self.arena, entries, self.opts.on_duplicate)?;
+        let arena = &self.arena;
+        let entries = dedupe(|s| arena.pair(s).0, entries, self.opts.on_duplicate)?;
         Ok(Sorted {
             arena: &self.arena,
             entries,
@@ -262,15 +295,17 @@ impl Builder {
         self.opts.received.store(self.received, Ordering::Relaxed);
         self.check_cancel()?;
         let out = self.work.0.join("out.tmp");
-        let header = if self.spill.is_none() {
+        let header = if let Some((lines, mut entries)) = self.lines.take() {
+            entries.par_sort_unstable();
+            let entries = dedupe(|at| lines.pair(at).0, entries, self.opts.on_duplicate)?;
+            let sorted = SortedLines {
+                lines: &lines,
+                entries,
+            };
+            self.write_whole(&out, sorted)?
+        } else if self.spill.is_none() {
             let hashes = self.hashes();
-            let sorted = self.sorted(hashes)?;
-            let nb = format::nbuckets_for(sorted.entries.len() as u64);
-            let mut w = Writer::create(&out, &self.work.0, self.header(nb))?;
-            w.write_sorted(&sorted, true, &self.opts.cancel)?;
-            drop(sorted);
-            self.check_cancel()?;
-            w.finish()?
+            self.write_whole(&out, self.sorted(hashes)?)?
         } else {
             self.spill_now()?;
             let mut spill = self.spill.take().ok_or(Error::Interrupted)?;
@@ -316,6 +351,17 @@ impl Builder {
         Ok(header)
     }
 
+    /// Write all pairs, held in memory and sorted, to `out`.
+    fn write_whole(&self, out: &Path, sorted: impl SortedPairs) -> Result<Header> {
+        let nb = format::nbuckets_for(sorted.len() as u64);
+        let mut w = Writer::create(out, &self.work.0, self.header(nb))?;
+        w.write_sorted(&sorted, true, &self.opts.cancel)?;
+        // The sorted entries go before the side files are copied.
+        drop(sorted);
+        self.check_cancel()?;
+        w.finish()
+    }
+
     fn push_raw(&mut self, k: &[u8], v: &[u8]) {
         let s = self.arena.push(k, v);
         self.starts.push(s);
@@ -330,14 +376,19 @@ pub fn encode_pair(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
     out.extend_from_slice(value);
 }
 
-fn too_large(len: usize) -> Error {
+pub(super) fn too_large(len: usize) -> Error {
     Error::Invalid(format!(
         "a key or value of {len} bytes is over the {MAX_ITEM}-byte limit"
     ))
 }
 
-/// Keep one pair per key among entries sorted by (hash, input position).
-fn dedupe(arena: &Arena, entries: Vec<(u64, u64)>, policy: OnDuplicate) -> Result<Vec<(u64, u64)>> {
+/// Keep one pair per key among entries sorted by (hash, input position);
+/// `key_at` finds the key of a position.
+fn dedupe<'a>(
+    key_at: impl Fn(u64) -> &'a [u8],
+    entries: Vec<(u64, u64)>,
+    policy: OnDuplicate,
+) -> Result<Vec<(u64, u64)>> {
     let has_dup = entries.windows(2).any(|w| w[0].0 == w[1].0);
     if !has_dup {
         return Ok(entries);
@@ -352,8 +403,8 @@ fn dedupe(arena: &Arena, entries: Vec<(u64, u64)>, policy: OnDuplicate) -> Resul
         // entries[i..j] share a hash; usually they share the key as well.
         let group = &entries[i..j];
         for (gi, e) in group.iter().enumerate() {
-            let key = arena.pair(e.1).0;
-            let same = |o: &(u64, u64)| arena.pair(o.1).0 == key;
+            let key = key_at(e.1);
+            let same = |o: &(u64, u64)| key_at(o.1) == key;
             let seen_before = group[..gi].iter().any(same);
             let seen_after = group[gi + 1..].iter().any(same);
             let keep = match policy {

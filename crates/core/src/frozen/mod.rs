@@ -8,6 +8,7 @@
 mod arena;
 mod build;
 pub mod format;
+mod lines;
 mod reader;
 mod source;
 mod spill;

@@ -7,6 +7,7 @@
 //! "int" parses a signed 64-bit integer, "json" stores canonical JSON.
 
 use super::build::{encode_pair, Builder};
+use super::lines::MappedTsv;
 use crate::error::{Error, IoContext, Result};
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -98,6 +99,9 @@ impl FileSource {
 pub struct FileStats {
     pub pairs: u64,
     pub skipped: u64,
+    /// The pairs were read where they lie in a mapping of the file (see
+    /// [`super::lines`]) rather than copied into memory.
+    pub read_in_place: bool,
 }
 
 /// Bytes of input parsed per chunk, per thread.
@@ -113,8 +117,23 @@ pub fn add_file(
     if src.format == FileFormat::Csv {
         return add_csv(builder, src, file, bytes_done);
     }
-    // Read (not mapped) so the input's pages never count as the build's
-    // memory; blocks of whole lines are parsed on all cores.
+    if MappedTsv::applies(src) && builder.is_empty() {
+        let before = bytes_done.load(Ordering::Relaxed);
+        let limit = builder.pairs_limit();
+        if let Some(p) = super::lines::parse(src, &file, limit, bytes_done, builder.options())? {
+            let stats = FileStats {
+                pairs: p.entries.len() as u64,
+                skipped: p.skipped,
+                read_in_place: true,
+            };
+            builder.use_lines(p.lines, p.entries);
+            return Ok(stats);
+        }
+        // Too large to hold mapped: read it into the arena from the start.
+        bytes_done.store(before, Ordering::Relaxed);
+    }
+    // Otherwise read (not mapped), so the input's pages never count as the
+    // build's memory; blocks of whole lines are parsed on all cores.
     let threads = rayon::current_num_threads().max(1);
     let block = CHUNK * threads * 2;
     let mut file = file;
@@ -210,12 +229,17 @@ fn fill(r: &mut impl std::io::Read, buf: &mut Vec<u8>, want: usize) -> std::io::
     Ok(false)
 }
 
-fn trim_eol(line: &[u8]) -> &[u8] {
+pub(super) fn trim_eol(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-fn column_index(col: &Column, names: &[&[u8]], header: bool, path: &Path) -> Result<usize> {
+pub(super) fn column_index(
+    col: &Column,
+    names: &[&[u8]],
+    header: bool,
+    path: &Path,
+) -> Result<usize> {
     match col {
         Column::Index(i) => Ok(*i),
         Column::Name(n) if header => {
@@ -290,19 +314,30 @@ fn tsv_pair<'a>(
     k: usize,
     v: usize,
 ) -> std::result::Result<Pair<'a>, String> {
+    let (key, value) = split_fields(line, src.delimiter, k, v)
+        .map_err(|have| format!("{have} column(s), need at least {}", k.max(v) + 1))?;
+    Ok((
+        convert_text(key, src.key_codec, "key")?,
+        convert_text(value, src.value_codec, "value")?,
+    ))
+}
+
+/// Fields `k` and `v` of a line; `Err(n)` when it has only `n` fields.
+pub(super) fn split_fields(
+    line: &[u8],
+    delimiter: u8,
+    k: usize,
+    v: usize,
+) -> std::result::Result<(&[u8], &[u8]), usize> {
     let want = k.max(v) + 1;
     let mut fields: [&[u8]; 2] = [b"", b""];
     let mut start = 0;
     // Only the fields up to the last one wanted are looked at.
     for i in 0..want {
-        let end = match memchr::memchr(src.delimiter, &line[start..]) {
+        let end = match memchr::memchr(delimiter, &line[start..]) {
             Some(e) => start + e,
             None if i + 1 == want => line.len(),
-            None if start <= line.len() => {
-                let have = i + 1;
-                return Err(format!("{have} column(s), need at least {want}"));
-            }
-            None => line.len(),
+            None => return Err(i + 1),
         };
         if i == k {
             fields[0] = &line[start..end];
@@ -312,10 +347,7 @@ fn tsv_pair<'a>(
         }
         start = end + 1;
     }
-    Ok((
-        convert_text(fields[0], src.key_codec, "key")?,
-        convert_text(fields[1], src.value_codec, "value")?,
-    ))
+    Ok((fields[0], fields[1]))
 }
 
 /// Stored bytes of a text field under a codec.

@@ -3,16 +3,16 @@
 //! The data section goes straight into the output file; the index blocks
 //! and the bucket table go to side files (their sizes are only known at
 //! the end) that are appended when the build finishes. Buckets are encoded
-//! in parallel, range by range, and written in order. Every write covers
-//! whole huge pages where it can (a group of ranges in one vectored write,
-//! the side files copied in aligned chunks), so that the page cache keeps
-//! the new file in huge folios and lookups miss the TLB less.
+//! in parallel, range by range, and written in order, front to back,
+//! through [`DirectAppend`] (around the page cache where the file system
+//! allows: see [`crate::direct`]).
 
 use super::format::{self, Entry, Header, ENTRY_LEN, HEADER_LEN, MAX_SHIFT};
+use crate::direct::DirectAppend;
 use crate::error::{Error, IoContext, Result};
 use rayon::prelude::*;
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,7 +30,7 @@ pub trait SortedPairs: Sync {
 /// Pairs a range of buckets is encoded with at a time, per thread.
 const RANGE_PAIRS: usize = 1 << 16;
 /// How far ahead of the pair being encoded its successors are prefetched.
-const PREFETCH_AHEAD: usize = 16;
+const PREFETCH_AHEAD: usize = 32;
 
 pub struct Writer {
     files: Files,
@@ -41,7 +41,7 @@ pub struct Writer {
 /// The output file and the two side files.
 struct Files {
     out_path: PathBuf,
-    out: File,
+    out: DirectAppend,
     index_path: PathBuf,
     index: File,
     table_path: PathBuf,
@@ -62,7 +62,7 @@ impl Writer {
                 .at(p)?;
             Ok(f)
         };
-        let out = create(out_path)?;
+        let out = DirectAppend::create(out_path, HEADER_LEN).at(out_path)?;
         let index_path = work.join("index.tmp");
         let table_path = work.join("table.tmp");
         Ok(Writer {
@@ -124,7 +124,8 @@ impl Writer {
         let threads = rayon::current_num_threads().max(1) * 2;
         // A writer thread writes each group while the next is encoded.
         let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Part>, Vec<Base>)>(1);
-        let files = &self.files;
+        let files = &mut self.files;
+        let (header, next_bucket) = (&mut self.header, &mut self.next_bucket);
         std::thread::scope(|scope| -> Result<()> {
             let writer = scope.spawn(move || -> Result<()> {
                 for (parts, bases) in rx {
@@ -138,13 +139,13 @@ impl Writer {
                         return Err(Error::Interrupted);
                     }
                     let first_range = gi0 * threads;
-                    let next_bucket = self.next_bucket;
+                    let first_bucket = *next_bucket;
                     let parts: Vec<Part> = group
                         .par_iter()
                         .enumerate()
                         .map(|(gi, &(a, b))| {
                             let ri = first_range + gi;
-                            let from = if ri == 0 { next_bucket } else { bucket(a) };
+                            let from = if ri == 0 { first_bucket } else { bucket(a) };
                             let to = match ranges.get(ri + 1) {
                                 Some(&(na, _)) => bucket(na),
                                 None => stop_bucket,
@@ -155,11 +156,11 @@ impl Writer {
                     // Each part's place follows from the sizes before it.
                     let mut bases = Vec::with_capacity(parts.len());
                     for part in &parts {
-                        bases.push((self.header.data_len, self.header.len, self.next_bucket));
-                        self.header.data_len += part.data.len() as u64;
-                        self.header.len += (part.index.len() / 3) as u64;
-                        self.header.raw_bytes += part.raw;
-                        self.next_bucket += part.buckets.len() as u64;
+                        bases.push((header.data_len, header.len, *next_bucket));
+                        header.data_len += part.data.len() as u64;
+                        header.len += (part.index.len() / 3) as u64;
+                        header.raw_bytes += part.raw;
+                        *next_bucket += part.buckets.len() as u64;
                     }
                     if tx.send((parts, bases)).is_err() {
                         break; // the writer failed; its error is reported below
@@ -196,43 +197,40 @@ impl Writer {
         self.header.index_len = self.header.len * 3;
         let mut out = files.out;
         let out_path = files.out_path;
-        let mut at = HEADER_LEN + self.header.data_len;
         for (mut f, path) in [
             (files.index, &files.index_path),
             (files.table, &files.table_path),
         ] {
-            at += crate::files::copy_aligned(&mut f, &out, at).at(&out_path)?;
+            f.seek(SeekFrom::Start(0)).at(path)?;
+            out.copy_from(&mut f).at(&out_path)?;
             drop(f);
             std::fs::remove_file(path).at(path)?;
         }
-        out.seek(SeekFrom::Start(0)).at(&out_path)?;
-        out.write_all(&self.header.encode()?).at(&out_path)?;
-        let len = out.seek(SeekFrom::End(0)).at(&out_path)?;
+        let len = out.position();
         if len != self.header.file_len() {
             return Err(Error::Invalid(format!(
                 "internal error: frozen file is {len} bytes, expected {}",
                 self.header.file_len()
             )));
         }
-        out.sync_all().at(&out_path)?;
+        out.write_block_at(0, &self.header.encode()?)
+            .at(&out_path)?;
+        out.finish().at(&out_path)?;
         Ok(self.header)
     }
 }
 
 impl Files {
-    /// Write a group of consecutive encoded ranges at their places. Their
-    /// data goes out in one vectored write, so that every huge page it
-    /// fills is written whole (see [`crate::files::HUGE_PAGE`]).
-    fn write_group(&self, parts: &[Part], bases: &[Base]) -> Result<()> {
-        let Some(&(data_base, _, _)) = bases.first() else {
-            return Ok(());
-        };
-        let data: Vec<&[u8]> = parts.iter().map(|p| &p.data[..]).collect();
-        let len: u64 = data.iter().map(|d| d.len() as u64).sum();
-        crate::files::write_all_vectored_at(&self.out, &data, HEADER_LEN + data_base)
-            .at(&self.out_path)?;
-        crate::files::start_writeback(&self.out, HEADER_LEN + data_base, len);
+    /// Write a group of consecutive encoded ranges: their data is appended
+    /// to the output, their index and table entries go to the side files.
+    fn write_group(&mut self, parts: &[Part], bases: &[Base]) -> Result<()> {
         for (part, &base) in parts.iter().zip(bases) {
+            if self.out.position() != HEADER_LEN + base.0 {
+                return Err(Error::Invalid(
+                    "internal error: frozen data written out of order".into(),
+                ));
+            }
+            self.out.write(&part.data).at(&self.out_path)?;
             self.write_part(part, base)?;
         }
         Ok(())

@@ -1,0 +1,267 @@
+//! Writing a large new file front to back without the page cache.
+//!
+//! A build writes a file many times larger than anything it reads back,
+//! and a buffered write makes the kernel find a fresh page-cache page for
+//! every 4 KiB of it. Where memory has been handed back to a hypervisor
+//! (free page reporting), each such page costs a fault on the host as
+//! well: on the 2-core VM the benchmarks run on, a buffered 1 GiB write
+//! plus fsync took 3.4 s when the pages were cold and 0.55 s when warm,
+//! while `O_DIRECT` took 0.4-0.7 s either way. [`DirectAppend`] collects
+//! bytes in one aligned buffer and writes it out in whole blocks with
+//! `O_DIRECT`, so that the cost of a build no longer depends on the state
+//! of the host's memory, and the build does not push what readers use
+//! out of the page cache. Readers of the finished file read it from the
+//! disk the first time, through the huge folios their mappings ask for.
+//!
+//! Where the file system refuses `O_DIRECT` (tmpfs, some network file
+//! systems), the same writes go through the page cache.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// Alignment of buffer, offset and length that `O_DIRECT` needs on every
+/// common device (logical blocks are 512 B or 4 KiB).
+pub const BLOCK: usize = 4096;
+/// Bytes collected before a write.
+const CHUNK: usize = 8 << 20;
+
+/// A file written front to back from `start`, bypassing the page cache
+/// where the file system allows it.
+///
+/// ```
+/// use vastdict_core::direct::DirectAppend;
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("f");
+/// let mut w = DirectAppend::create(&path, 4096).unwrap();
+/// w.write(b"hello").unwrap();
+/// w.write_block_at(0, &[7u8; 4096]).unwrap();
+/// let file = w.finish().unwrap();
+/// drop(file);
+/// let bytes = std::fs::read(&path).unwrap();
+/// assert_eq!(bytes.len(), 4096 + 5);
+/// assert_eq!(&bytes[4096..], b"hello");
+/// ```
+pub struct DirectAppend {
+    file: File,
+    direct: bool,
+    /// Storage of `buf`, over-allocated so that an aligned window fits.
+    storage: Vec<u8>,
+    /// Where the aligned window starts in `storage`.
+    at: usize,
+    /// Bytes held in the window.
+    held: usize,
+    /// File offset of the window's first byte (a multiple of [`BLOCK`]).
+    flushed: u64,
+}
+
+impl DirectAppend {
+    /// Create (or truncate) `path`; appends start at `start`, a multiple
+    /// of [`BLOCK`] (the bytes before it are written with
+    /// [`DirectAppend::write_block_at`]).
+    pub fn create(path: &Path, start: u64) -> std::io::Result<Self> {
+        if !start.is_multiple_of(BLOCK as u64) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "internal error: direct writes start on a block boundary",
+            ));
+        }
+        let (file, direct) = open(path)?;
+        let storage = vec![0u8; CHUNK + BLOCK];
+        let at = storage.as_ptr().align_offset(BLOCK);
+        Ok(DirectAppend {
+            file,
+            direct,
+            storage,
+            at,
+            held: 0,
+            flushed: start,
+        })
+    }
+
+    /// Whether writes bypass the page cache.
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    /// The file offset the next byte goes to.
+    pub fn position(&self) -> u64 {
+        self.flushed + self.held as u64
+    }
+
+    /// Append `data`.
+    pub fn write(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+        while !data.is_empty() {
+            let n = data.len().min(CHUNK - self.held);
+            let from = self.at + self.held;
+            self.storage[from..from + n].copy_from_slice(&data[..n]);
+            self.held += n;
+            data = &data[n..];
+            if self.held == CHUNK {
+                self.flush_whole_blocks()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Append everything `src` reads from its current position.
+    pub fn copy_from(&mut self, src: &mut impl std::io::Read) -> std::io::Result<u64> {
+        let mut total = 0u64;
+        loop {
+            let from = self.at + self.held;
+            let n = match src.read(&mut self.storage[from..self.at + CHUNK]) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.held += n;
+            total += n as u64;
+            if self.held == CHUNK {
+                self.flush_whole_blocks()?;
+            }
+        }
+    }
+
+    /// Write one whole block at `offset` (a multiple of [`BLOCK`] before
+    /// the appended bytes), e.g. a header known only at the end.
+    pub fn write_block_at(&mut self, offset: u64, block: &[u8]) -> std::io::Result<()> {
+        if block.len() != BLOCK
+            || !offset.is_multiple_of(BLOCK as u64)
+            || offset + BLOCK as u64 > self.flushed
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "internal error: a direct block write must be one whole block before the appends",
+            ));
+        }
+        let mut aligned = vec![0u8; 2 * BLOCK];
+        let a = aligned.as_ptr().align_offset(BLOCK);
+        aligned[a..a + BLOCK].copy_from_slice(block);
+        self.write_at(&aligned[a..a + BLOCK], offset)
+    }
+
+    /// Write what is held, cut the file to its exact length and make it
+    /// durable; returns the file.
+    pub fn finish(mut self) -> std::io::Result<File> {
+        let len = self.position();
+        let whole = self.held.next_multiple_of(BLOCK);
+        let (a, held) = (self.at, self.held);
+        // The padding past the end is cut off below.
+        self.storage[a + held..a + whole].fill(0);
+        let buf = std::mem::take(&mut self.storage);
+        self.write_at(&buf[a..a + whole], self.flushed)?;
+        self.file.set_len(len)?;
+        self.file.sync_all()?;
+        Ok(self.file)
+    }
+
+    fn flush_whole_blocks(&mut self) -> std::io::Result<()> {
+        let whole = self.held / BLOCK * BLOCK;
+        let a = self.at;
+        let buf = std::mem::take(&mut self.storage);
+        let r = self.write_at(&buf[a..a + whole], self.flushed);
+        self.storage = buf;
+        r?;
+        self.storage.copy_within(a + whole..a + self.held, a);
+        self.held -= whole;
+        self.flushed += whole as u64;
+        Ok(())
+    }
+
+    /// `pwrite` all of `buf` at `offset`; a file system that turns out to
+    /// refuse direct writes of this shape gets buffered ones instead.
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        match self.file.write_all_at(buf, offset) {
+            Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                self.direct = false;
+                set_direct(&self.file, false)?;
+                self.file.write_all_at(buf, offset)
+            }
+            r => r,
+        }
+    }
+}
+
+/// Open `path` for writing, with `O_DIRECT` if the file system takes it.
+fn open(path: &Path) -> std::io::Result<(File, bool)> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    let direct = set_direct(&file, true).is_ok();
+    Ok((file, direct))
+}
+
+#[cfg(target_os = "linux")]
+fn set_direct(file: &File, on: bool) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own, with integer arguments.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let flags = if on {
+        flags | libc::O_DIRECT
+    } else {
+        flags & !libc::O_DIRECT
+    };
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_direct(_file: &File, on: bool) -> std::io::Result<()> {
+    if on {
+        Err(std::io::ErrorKind::Unsupported.into())
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_of_every_size_land_in_order() {
+        let dir = tempfile::tempdir().expect("ok");
+        let path = dir.path().join("f");
+        let mut w = DirectAppend::create(&path, BLOCK as u64).expect("ok");
+        let mut expect = vec![0u8; BLOCK];
+        let mut x = 1u32;
+        for len in [0, 1, 4095, 4096, 4097, CHUNK - 3, CHUNK, 2 * CHUNK + 17, 5] {
+            let piece: Vec<u8> = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    (x >> 24) as u8
+                })
+                .collect();
+            w.write(&piece).expect("ok");
+            expect.extend_from_slice(&piece);
+        }
+        let mut src = std::io::Cursor::new(vec![9u8; CHUNK + 100]);
+        assert_eq!(w.copy_from(&mut src).expect("ok"), (CHUNK + 100) as u64);
+        expect.extend(std::iter::repeat_n(9u8, CHUNK + 100));
+        assert_eq!(w.position(), expect.len() as u64);
+        w.write_block_at(0, &[3u8; BLOCK]).expect("ok");
+        expect[..BLOCK].fill(3);
+        drop(w.finish().expect("ok"));
+        assert_eq!(std::fs::read(&path).expect("ok"), expect);
+    }
+
+    #[test]
+    fn a_block_write_past_the_start_is_refused() {
+        let dir = tempfile::tempdir().expect("ok");
+        let mut w = DirectAppend::create(&dir.path().join("f"), BLOCK as u64).expect("ok");
+        assert!(w.write_block_at(BLOCK as u64, &[0u8; BLOCK]).is_err());
+        assert!(w.write_block_at(0, &[0u8; 10]).is_err());
+        assert!(DirectAppend::create(&dir.path().join("g"), 10).is_err());
+    }
+}
