@@ -130,14 +130,6 @@ pub fn remove_generation_if_unused(store: &Path, g: u64) -> Result<bool> {
     }
 }
 
-/// The size of a huge page. The page cache keeps a span of a file this size,
-/// and this aligned, in one folio when a single write fills all of it; a
-/// mapping then reaches the span through one TLB entry instead of 512.
-/// Random lookups over such a file run faster (engine-only frozen
-/// `get_many` at 10M pairs: 5.3M/s with 55% of the file in huge folios,
-/// 6.7M/s with 89%), so bulk writers write whole aligned spans.
-pub const HUGE_PAGE: u64 = 2 << 20;
-
 /// Ask the kernel to back a read-only file mapping with huge folios where
 /// it reads pages in, when the whole file fits comfortably in memory (at
 /// most half of it). A fault then reads the aligned 2 MiB around the page
@@ -161,94 +153,6 @@ pub fn advise_huge_if_it_fits(map: &memmap2::Mmap) {
         if (map.len() as u64) <= ram / 2 {
             let _ = map.advise(memmap2::Advice::HugePage);
         }
-    }
-}
-
-/// Write `bufs` back to back at `offset` of `file` with as few `pwritev`
-/// calls as the kernel allows, so that one call covers whole huge pages
-/// even where no single buffer does.
-pub fn write_all_vectored_at(
-    file: &std::fs::File,
-    bufs: &[&[u8]],
-    offset: u64,
-) -> std::io::Result<()> {
-    use std::os::unix::io::AsRawFd;
-    const MAX_IOV: usize = 512;
-    let (mut buf, mut skip, mut at) = (0usize, 0usize, offset);
-    while buf < bufs.len() {
-        let iov: Vec<libc::iovec> = bufs[buf..]
-            .iter()
-            .take(MAX_IOV)
-            .enumerate()
-            .map(|(i, b)| {
-                let b = if i == 0 { &b[skip..] } else { b };
-                libc::iovec {
-                    iov_base: b.as_ptr() as *mut libc::c_void,
-                    iov_len: b.len(),
-                }
-            })
-            .collect();
-        // SAFETY: every iovec points into a live slice of `bufs`, which
-        // pwritev only reads.
-        let n = unsafe {
-            libc::pwritev(
-                file.as_raw_fd(),
-                iov.as_ptr(),
-                iov.len() as libc::c_int,
-                at as libc::off_t,
-            )
-        };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 && iov.iter().any(|v| v.iov_len > 0) {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        let mut n = n as usize;
-        at += n as u64;
-        // Step past what was written: whole buffers, then part of one.
-        while buf < bufs.len() && n >= bufs[buf].len() - skip {
-            n -= bufs[buf].len() - skip;
-            (buf, skip) = (buf + 1, 0);
-        }
-        skip += n;
-    }
-    Ok(())
-}
-
-/// Copy all of `src` (read from its start) to `out` at `offset`, in writes
-/// that after the first start and end on huge-page boundaries.
-pub fn copy_aligned(
-    src: &mut std::fs::File,
-    out: &std::fs::File,
-    offset: u64,
-) -> std::io::Result<u64> {
-    use std::io::{Read, Seek, SeekFrom};
-    const CHUNK: usize = 4 * HUGE_PAGE as usize;
-    src.seek(SeekFrom::Start(0))?;
-    let mut buf = vec![0u8; CHUNK];
-    let mut at = offset;
-    loop {
-        // The first chunk runs up to the next boundary; the rest are whole.
-        let want = CHUNK - (at % HUGE_PAGE) as usize;
-        let mut got = 0;
-        while got < want {
-            match src.read(&mut buf[got..want]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if got == 0 {
-            return Ok(at - offset);
-        }
-        std::os::unix::fs::FileExt::write_all_at(out, &buf[..got], at)?;
-        at += got as u64;
     }
 }
 
@@ -360,60 +264,5 @@ pub fn write_atomically(path: &Path, fill: impl FnOnce(&File, &Path) -> Result<(
     match path.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(dir) => sync_dir(dir),
         None => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::FileExt;
-
-    fn pattern(len: usize, seed: u8) -> Vec<u8> {
-        (0..len)
-            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
-            .collect()
-    }
-
-    #[test]
-    fn vectored_write_puts_every_buffer_back_to_back() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let f = std::fs::File::create_new(dir.path().join("v")).expect("create");
-        // Empty buffers, tiny ones and one past a huge page, at an odd offset.
-        let bufs: Vec<Vec<u8>> = [0, 5, 0, HUGE_PAGE as usize + 3, 1, 7000]
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| pattern(n, i as u8))
-            .collect();
-        let refs: Vec<&[u8]> = bufs.iter().map(|b| &b[..]).collect();
-        write_all_vectored_at(&f, &refs, 13).expect("write");
-        let want = bufs.concat();
-        let mut got = vec![0u8; want.len()];
-        f.read_exact_at(&mut got, 13).expect("read");
-        assert!(got == want, "bytes differ from the buffers' concatenation");
-        assert_eq!(f.metadata().expect("meta").len(), 13 + want.len() as u64);
-    }
-
-    #[test]
-    fn aligned_copy_copies_the_whole_source_at_the_offset() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = pattern(3 * HUGE_PAGE as usize + 12345, 9);
-        let mut src = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(dir.path().join("s"))
-            .expect("create src");
-        src.write_all_at(&data, 0).expect("fill src");
-        let out = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(dir.path().join("o"))
-            .expect("create out");
-        let n = copy_aligned(&mut src, &out, HUGE_PAGE - 100).expect("copy");
-        assert_eq!(n, data.len() as u64);
-        let mut got = vec![0u8; data.len()];
-        out.read_exact_at(&mut got, HUGE_PAGE - 100).expect("read");
-        assert!(got == data, "copied bytes differ");
     }
 }
