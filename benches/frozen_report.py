@@ -145,18 +145,21 @@ def sections(data: dict) -> list[str]:
         lines += table.lines()
         lines += [
             "Notes:",
-            "- The build bars were met in the previous full run (2026-11-22, before the build",
-            "  began writing whole huge pages): 2.74M/s, 13.2x lmdb's 0.21M/s and 2.06x the",
-            "  dict's 1.33M/s. In this one vastdict's rounds gave 3.18, 2.26 and 2.34M/s (the",
-            "  first alone would meet both) against steadier anchors: its build runs on both",
-            "  cores and theirs on one, and the same rounds moved its single-threaded get loop",
-            "  by 15%, so the host is a likely cause. The huge-page writes are not: built alone",
-            "  from the same file in alternation, the code before them gave 4.15-4.16M/s and",
-            "  the code of this run 4.19-4.48M/s (2026-11-23, `vastdict.build` in a fresh",
-            "  process, page cache warm).",
+            "- Builds from 2026-11-23 on read a TSV file in place and write the frozen file",
+            "  around the page cache (`O_DIRECT`); the run before them gave vastdict 2.34M/s",
+            "  (8.3x lmdb, 1.43x the dict), with rounds of 2.26-3.18M/s. On this VM a page the",
+            "  guest has not touched lately costs a fault on the host too (free pages go back",
+            "  to it), and new pages for the build's copy of the input and for the page cache",
+            '  of its output were most of its time; see "Fresh memory is the cost of a',
+            '  build" in `docs/ARCHITECTURE.md`.',
             "- `get_many` makes one Python `bytes` per key on the calling thread while the",
-            "  lookups run on both cores (`crates/python/src/lookup.rs`); its rounds here gave",
-            "  10.45, 8.34 and 9.28M keys/s.",
+            "  lookups run on both cores (`crates/python/src/lookup.rs`); its rounds here gave "
+            + ", ".join(
+                f"{r['queries'] / r['get_many_s'] / 1e6:.2f}"
+                for r in data["runs"]["vastdict"]
+                if "get_many_s" in r
+            )
+            + "M keys/s.",
             "",
         ]
     lines += [

@@ -92,3 +92,21 @@ def test_full_disk_inside_a_large_block_keeps_the_handle_usable(small_fs):
     s.close()
     vastdict.verify(path)
     assert len(vastdict.open(path, "r")) == len(committed) + len(large)
+
+
+def test_a_frozen_build_on_a_full_disk_raises_and_keeps_the_old_file(small_fs, tmp_path):
+    target = small_fs / "f.vdf"
+    old = {b"old%d" % i: b"v" for i in range(100)}
+    vastdict.build(target, old, progress=False)
+    # About 7 MB of pairs from a file on another disk, into 3 MB.
+    tsv = tmp_path / "in.tsv"
+    tsv.write_bytes(b"".join(b"key%08d\t%s\n" % (i, b"x" * 50) for i in range(100_000)))
+    with pytest.raises(vastdict.DiskFullError, match="no space left"):
+        vastdict.build(target, tsv, progress=False)
+    assert [p.name for p in small_fs.iterdir()] == ["f.vdf"]  # no work files
+    f = vastdict.open(target)
+    assert dict(f.items()) == old
+    f.close()
+    grow(small_fs, "64m")
+    s = vastdict.build(target, tsv, progress=False)
+    assert s["pairs"] == 100_000 and vastdict.open(target)[b"key00000007"] == b"x" * 50
