@@ -86,10 +86,11 @@ pub fn parse(
     if len == 0 || len > limit {
         return Ok(None);
     }
-    // SAFETY: the mapping is read-only. Like every reader of a mapped
-    // file, the build relies on no one truncating the input while it
-    // runs; a changed line is found by the checks in `pair`, which never
-    // index out of bounds.
+    // SAFETY: the mapping is read-only and lives as long as the slices
+    // taken from it. As with any mapped file, a process that truncates
+    // the input during the build makes reads of the lost pages fault
+    // (SIGBUS); one that rewrites lines in place only changes what `pair`
+    // finds, which never indexes out of bounds.
     let map = unsafe { memmap2::Mmap::map(file) }.at(&src.path)?;
     let _ = map.advise(memmap2::Advice::Sequential);
     let data: &[u8] = &map;
