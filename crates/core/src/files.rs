@@ -130,29 +130,37 @@ pub fn remove_generation_if_unused(store: &Path, g: u64) -> Result<bool> {
     }
 }
 
+/// Bytes of physical memory (0 if unknown).
+pub fn ram_bytes() -> u64 {
+    // SAFETY: sysconf only reads system parameters.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    u64::try_from(pages).unwrap_or(0) * u64::try_from(page).unwrap_or(0)
+}
+
+/// Whether a file of `len` bytes can stay in the page cache comfortably:
+/// at most half of the machine's memory.
+pub fn fits_in_cache(len: u64) -> bool {
+    len <= ram_bytes() / 2
+}
+
 /// Ask the kernel to back a read-only file mapping with huge folios where
-/// it reads pages in, when the whole file fits comfortably in memory (at
-/// most half of it). A fault then reads the aligned 2 MiB around the page
-/// and maps it through one TLB entry: frozen `get_many` from Python at 10M
-/// pairs went from 9.0M to 10.2M keys/s (medians of 3). A file larger than
-/// that is left to 4 KiB pages, since reading 2 MiB for each random miss
-/// of a file that cannot stay cached would multiply its disk reads.
-/// Failure (an old kernel, THP off) only leaves the default, so it is
-/// ignored.
+/// it reads pages in, when the whole file fits comfortably in memory
+/// ([`fits_in_cache`]). A fault then reads the aligned 2 MiB around the
+/// page and maps it through one TLB entry: frozen `get_many` from Python
+/// at 10M pairs went from 9.0M to 10.2M keys/s (medians of 3). A file
+/// larger than that is left to 4 KiB pages, since reading 2 MiB for each
+/// random miss of a file that cannot stay cached would multiply its disk
+/// reads. Failure (an old kernel, THP off) only leaves the default, so it
+/// is ignored.
 pub fn advise_huge_if_it_fits(map: &memmap2::Mmap) {
     #[cfg(target_os = "linux")]
-    {
-        // SAFETY: sysconf only reads system parameters.
-        let (pages, page) = unsafe {
-            (
-                libc::sysconf(libc::_SC_PHYS_PAGES),
-                libc::sysconf(libc::_SC_PAGESIZE),
-            )
-        };
-        let ram = u64::try_from(pages).unwrap_or(0) * u64::try_from(page).unwrap_or(0);
-        if (map.len() as u64) <= ram / 2 {
-            let _ = map.advise(memmap2::Advice::HugePage);
-        }
+    if fits_in_cache(map.len() as u64) {
+        let _ = map.advise(memmap2::Advice::HugePage);
     }
 }
 

@@ -114,6 +114,8 @@ proptest! {
         };
         let want = expected(&pairs, policy);
         let opts = BuildOptions { on_duplicate: policy, ..BuildOptions::default() };
+        // Written through the page cache and around it alike.
+        let opts = BuildOptions { bypass_cache: Some(first), ..opts };
         let (_d, mapped, stats) = build_tsv(&text, src, &opts);
         prop_assert!(stats.read_in_place);
         prop_assert_eq!(stats.pairs, pairs.len() as u64);
@@ -150,10 +152,15 @@ fn many_pairs_spilled_and_not_agree() {
         .map(|i| (format!("key{i}").into_bytes(), i.to_le_bytes().to_vec()))
         .collect();
     let want = expected(&pairs, OnDuplicate::Last);
-    let (_d, a) = build(&pairs, &BuildOptions::default());
+    let direct = BuildOptions {
+        bypass_cache: Some(true),
+        ..BuildOptions::default()
+    };
+    let (_d, a) = build(&pairs, &direct);
     check(&a, &want);
     let small = BuildOptions {
         memory_budget: 200_000,
+        bypass_cache: Some(false),
         ..BuildOptions::default()
     };
     let (_e, b) = build(&pairs, &small);

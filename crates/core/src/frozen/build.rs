@@ -47,6 +47,10 @@ pub struct BuildOptions {
     pub cancel: Arc<AtomicBool>,
     /// Pairs received so far, for progress displays.
     pub received: Arc<AtomicU64>,
+    /// Write the file around the page cache (`O_DIRECT`): `None` decides
+    /// by size, bypassing the cache for a file larger than half of RAM
+    /// (see [`crate::direct`]).
+    pub bypass_cache: Option<bool>,
 }
 
 impl Default for BuildOptions {
@@ -58,6 +62,7 @@ impl Default for BuildOptions {
             on_duplicate: OnDuplicate::Last,
             cancel: Arc::default(),
             received: Arc::default(),
+            bypass_cache: None,
         }
     }
 }
@@ -302,16 +307,17 @@ impl Builder {
                 lines: &lines,
                 entries,
             };
-            self.write_whole(&out, sorted)?
+            self.write_whole(&out, sorted, lines.len())?
         } else if self.spill.is_none() {
             let hashes = self.hashes();
-            self.write_whole(&out, self.sorted(hashes)?)?
+            self.write_whole(&out, self.sorted(hashes)?, self.arena.bytes())?
         } else {
             self.spill_now()?;
             let mut spill = self.spill.take().ok_or(Error::Interrupted)?;
             spill.flush()?;
             let nb = format::nbuckets_for(self.received);
-            let mut w = Writer::create(&out, &self.work.0, self.header(nb))?;
+            let direct = self.bypass_cache(spill.bytes());
+            let mut w = Writer::create(&out, &self.work.0, self.header(nb), direct)?;
             // Pairs of a bucket that continues into the next partition.
             let mut carry: Vec<(u64, Vec<u8>, Vec<u8>)> = Vec::new();
             for p in 0..PARTS {
@@ -351,15 +357,24 @@ impl Builder {
         Ok(header)
     }
 
-    /// Write all pairs, held in memory and sorted, to `out`.
-    fn write_whole(&self, out: &Path, sorted: impl SortedPairs) -> Result<Header> {
+    /// Write all pairs, held in memory and sorted, to `out`; `expected`
+    /// is about the bytes they take.
+    fn write_whole(&self, out: &Path, sorted: impl SortedPairs, expected: u64) -> Result<Header> {
         let nb = format::nbuckets_for(sorted.len() as u64);
-        let mut w = Writer::create(out, &self.work.0, self.header(nb))?;
+        let direct = self.bypass_cache(expected);
+        let mut w = Writer::create(out, &self.work.0, self.header(nb), direct)?;
         w.write_sorted(&sorted, true, &self.opts.cancel)?;
         // The sorted entries go before the side files are copied.
         drop(sorted);
         self.check_cancel()?;
         w.finish()
+    }
+
+    /// Whether to write a file of about `expected` bytes around the cache.
+    fn bypass_cache(&self, expected: u64) -> bool {
+        self.opts
+            .bypass_cache
+            .unwrap_or_else(|| !crate::files::fits_in_cache(expected))
     }
 
     fn push_raw(&mut self, k: &[u8], v: &[u8]) {

@@ -54,6 +54,11 @@ impl MappedTsv {
         src.format == FileFormat::Tsv && raw(src.key_codec) && raw(src.value_codec)
     }
 
+    /// Bytes of the file.
+    pub fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
     /// Key and value of the line at `at` (checked when it was parsed).
     pub fn pair(&self, at: u64) -> (&[u8], &[u8]) {
         let rest = self.map.get(at as usize..).unwrap_or_default();

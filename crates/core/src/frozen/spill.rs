@@ -18,6 +18,8 @@ pub const BUFFER_BYTES: u64 = (PARTS * BUFFER) as u64;
 pub struct Spill {
     dir: PathBuf,
     files: Vec<BufWriter<File>>,
+    /// Bytes pushed so far.
+    bytes: u64,
 }
 
 /// The partition of a hash.
@@ -40,7 +42,13 @@ impl Spill {
         Ok(Spill {
             dir: dir.to_path_buf(),
             files,
+            bytes: 0,
         })
+    }
+
+    /// Bytes pushed so far (about the size of the data they make).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     fn path(&self, p: usize) -> PathBuf {
@@ -54,6 +62,7 @@ impl Spill {
         scratch.extend_from_slice(&h.to_le_bytes());
         put_varint(scratch, key.len() as u64);
         put_varint(scratch, value.len() as u64);
+        self.bytes += (scratch.len() + key.len() + value.len()) as u64;
         let path = self.path(p);
         let f = &mut self.files[p];
         f.write_all(scratch).at(&path)?;

@@ -4,8 +4,8 @@
 //! and the bucket table go to side files (their sizes are only known at
 //! the end) that are appended when the build finishes. Buckets are encoded
 //! in parallel, range by range, and written in order, front to back,
-//! through [`DirectAppend`] (around the page cache where the file system
-//! allows: see [`crate::direct`]).
+//! through [`DirectAppend`] (around the page cache for a file too large to
+//! stay in it: see [`crate::direct`]).
 
 use super::format::{self, Entry, Header, ENTRY_LEN, HEADER_LEN, MAX_SHIFT};
 use crate::direct::DirectAppend;
@@ -49,8 +49,9 @@ struct Files {
 }
 
 impl Writer {
-    /// Start a file at `out_path` with side files in `work`.
-    pub fn create(out_path: &Path, work: &Path, header: Header) -> Result<Self> {
+    /// Start a file at `out_path` with side files in `work`, written around
+    /// the page cache if `direct`.
+    pub fn create(out_path: &Path, work: &Path, header: Header, direct: bool) -> Result<Self> {
         let create = |p: &Path| -> Result<File> {
             // Read back later (side files are copied into the output).
             let f = std::fs::OpenOptions::new()
@@ -62,7 +63,7 @@ impl Writer {
                 .at(p)?;
             Ok(f)
         };
-        let out = DirectAppend::create(out_path, HEADER_LEN).at(out_path)?;
+        let out = DirectAppend::create(out_path, HEADER_LEN, direct).at(out_path)?;
         let index_path = work.join("index.tmp");
         let table_path = work.join("table.tmp");
         Ok(Writer {
