@@ -145,13 +145,20 @@ def sections(data: dict) -> list[str]:
         lines += table.lines()
         lines += [
             "Notes:",
-            "- Builds from 2026-11-23 on read a TSV file in place and write the frozen file",
-            "  around the page cache (`O_DIRECT`); the run before them gave vastdict 2.34M/s",
-            "  (8.3x lmdb, 1.43x the dict), with rounds of 2.26-3.18M/s. On this VM a page the",
-            "  guest has not touched lately costs a fault on the host too (free pages go back",
-            "  to it), and new pages for the build's copy of the input and for the page cache",
-            '  of its output were most of its time; see "Fresh memory is the cost of a',
-            '  build" in `docs/ARCHITECTURE.md`.',
+            "- Builds from 2026-11-23 on read a TSV file in place instead of copying its pairs,",
+            "  and write a file that fits in half of RAM through the page cache, ending each",
+            "  write on a 2 MiB boundary so the cache keeps it in huge folios; the run before",
+            "  gave vastdict 2.34M/s (8.3x lmdb, 1.43x the dict), rounds of 2.26-3.18M/s. On",
+            "  this VM a page the guest has not touched lately costs a fault on the host too",
+            "  (free pages go back to it), and new pages were most of a build's time; see",
+            '  "Fresh memory is the cost of a build" in `docs/ARCHITECTURE.md`. The build\'s',
+            "  rounds here spread from 3.33 to 5.39M/s against steadier anchors.",
+            "- A run of the same day that wrote every file around the page cache (`O_DIRECT`)",
+            "  met every bar: build 6.95M/s (23.7x lmdb, 4.19x the dict), `get_many` 10.64M",
+            "  keys/s. It left the file out of the cache, though, so the first process to read",
+            "  it paid the pages (0.1M gets/s over its first 200k gets, against 1.0-1.4M/s from",
+            "  a file written buffered), and the build only moved that cost to its readers;",
+            "  `O_DIRECT` is now kept for files larger than half of RAM.",
             "- `get_many` makes one Python `bytes` per key on the calling thread while the",
             "  lookups run on both cores (`crates/python/src/lookup.rs`); its rounds here gave "
             + ", ".join(
@@ -225,8 +232,9 @@ def scale_section(data: dict) -> list[str]:
         f"- file: {gib:.1f} GiB ({data['file_bytes'] / n:.1f} bytes per pair for 24 raw)",
         f"- random gets right after the build, one thread: "
         f"{data['get_per_s_single_thread']:,.0f}/s one at a time,"
-        f" {data['get_many_per_s_single_thread']:,.0f}/s in a batch. The build writes its"
-        " file around the page cache (`O_DIRECT`), so these reads all go to the disk; in the"
+        f" {data['get_many_per_s_single_thread']:,.0f}/s in a batch. The build writes a file"
+        " this large (over half of RAM) around the page cache (`O_DIRECT`), so these reads all"
+        " go to the disk; in the"
         " run before it wrote that way (2026-11-22: 381 s, same peak RSS), part of the file"
         " was still cached after the build and the same gets ran at 13,834/s and 16,205/s.",
         "",
