@@ -12,7 +12,7 @@
 
 use super::arena::Arena;
 use super::format::{self, Header};
-use super::lines::{LineEntry, MappedTsv, SortedLines};
+use super::lines::{LineEntry, MappedTsv};
 use super::spill::{Spill, PARTS};
 use super::writer::{SortedPairs, Writer};
 use crate::error::{Error, IoContext, Result};
@@ -258,16 +258,15 @@ impl Builder {
     }
 
     /// Sort what the arena holds, drop duplicates, and return it.
-    fn sorted(&self, hashes: Vec<u64>) -> Result<Sorted<'_>> {
+    fn sorted(&self, hashes: Vec<u64>) -> Result<Sorted<'_, Arena>> {
         let mut entries: Vec<(u64, u64)> = hashes
             .into_iter()
             .zip(self.starts.iter().copied())
             .collect();
         entries.par_sort_unstable();
-        let arena = &self.arena;
-        let entries = dedupe(|s| arena.pair(s).0, entries, self.opts.on_duplicate)?;
+        let entries = dedupe(&self.arena, entries, self.opts.on_duplicate)?;
         Ok(Sorted {
-            arena: &self.arena,
+            store: &self.arena,
             entries,
         })
     }
@@ -302,9 +301,9 @@ impl Builder {
         let out = self.work.0.join("out.tmp");
         let header = if let Some((lines, mut entries)) = self.lines.take() {
             entries.par_sort_unstable();
-            let entries = dedupe(|at| lines.pair(at).0, entries, self.opts.on_duplicate)?;
-            let sorted = SortedLines {
-                lines: &lines,
+            let entries = dedupe(&lines, entries, self.opts.on_duplicate)?;
+            let sorted = Sorted {
+                store: &lines,
                 entries,
             };
             self.write_whole(&out, sorted, lines.len())?
@@ -397,10 +396,9 @@ pub(super) fn too_large(len: usize) -> Error {
     ))
 }
 
-/// Keep one pair per key among entries sorted by (hash, input position);
-/// `key_at` finds the key of a position.
-fn dedupe<'a>(
-    key_at: impl Fn(u64) -> &'a [u8],
+/// Keep one pair per key among entries sorted by (hash, input position).
+fn dedupe(
+    store: &impl PairStore,
     entries: Vec<(u64, u64)>,
     policy: OnDuplicate,
 ) -> Result<Vec<(u64, u64)>> {
@@ -418,8 +416,8 @@ fn dedupe<'a>(
         // entries[i..j] share a hash; usually they share the key as well.
         let group = &entries[i..j];
         for (gi, e) in group.iter().enumerate() {
-            let key = key_at(e.1);
-            let same = |o: &(u64, u64)| key_at(o.1) == key;
+            let key = store.pair(e.1).0;
+            let same = |o: &(u64, u64)| store.pair(o.1).0 == key;
             let seen_before = group[..gi].iter().any(same);
             let seen_after = group[gi + 1..].iter().any(same);
             let keep = match policy {
@@ -450,12 +448,30 @@ fn show_key(key: &[u8]) -> String {
     }
 }
 
-struct Sorted<'a> {
-    arena: &'a Arena,
+/// Where the builder's pairs sit, by position: the arena, or the lines
+/// of a mapped input file.
+pub(super) trait PairStore: Sync {
+    fn pair(&self, at: u64) -> (&[u8], &[u8]);
+    /// Hint that the pair at `at` will be read soon.
+    fn prefetch(&self, at: u64);
+}
+
+impl PairStore for Arena {
+    fn pair(&self, at: u64) -> (&[u8], &[u8]) {
+        Arena::pair(self, at)
+    }
+    fn prefetch(&self, at: u64) {
+        Arena::prefetch(self, at);
+    }
+}
+
+/// (hash, position) entries in hash order, over the store they point into.
+struct Sorted<'a, S> {
+    store: &'a S,
     entries: Vec<(u64, u64)>,
 }
 
-impl SortedPairs for Sorted<'_> {
+impl<S: PairStore> SortedPairs for Sorted<'_, S> {
     fn len(&self) -> usize {
         self.entries.len()
     }
@@ -463,9 +479,9 @@ impl SortedPairs for Sorted<'_> {
         self.entries[i].0
     }
     fn pair(&self, i: usize) -> (&[u8], &[u8]) {
-        self.arena.pair(self.entries[i].1)
+        self.store.pair(self.entries[i].1)
     }
     fn prefetch(&self, i: usize) {
-        self.arena.prefetch(self.entries[i].1);
+        self.store.prefetch(self.entries[i].1);
     }
 }

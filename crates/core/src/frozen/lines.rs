@@ -16,13 +16,16 @@
 //! into the builder's arena, which spills to disk when it must.
 
 use super::build::BuildOptions;
+use super::build::PairStore;
 use super::build::{too_large, DEFAULT_SEED};
-use super::source::{column_index, split_fields, trim_eol, FieldCodec, FileFormat, FileSource};
-use super::writer::SortedPairs;
+use super::source::{
+    column_index, split_fields, trim_eol, tsv_pair, FieldCodec, FileFormat, FileSource,
+};
 use crate::error::{Error, Result};
 use crate::hash::KeyHash;
 use crate::record::MAX_ITEM;
 use rayon::prelude::*;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A mapped TSV file and the columns that hold each pair.
@@ -58,9 +61,11 @@ impl MappedTsv {
     pub fn len(&self) -> u64 {
         self.map.len() as u64
     }
+}
 
+impl PairStore for MappedTsv {
     /// Key and value of the line at `at` (checked when it was parsed).
-    pub fn pair(&self, at: u64) -> (&[u8], &[u8]) {
+    fn pair(&self, at: u64) -> (&[u8], &[u8]) {
         let rest = self.map.get(at as usize..).unwrap_or_default();
         let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
         split_fields(trim_eol(&rest[..end]), self.delimiter, self.key, self.value)
@@ -68,7 +73,7 @@ impl MappedTsv {
     }
 
     /// Start loading the line at `at` into the cache.
-    pub fn prefetch(&self, at: u64) {
+    fn prefetch(&self, at: u64) {
         if let Some(rest) = self.map.get(at as usize..) {
             // A line of a typical pair spans two cache lines.
             crate::prefetch::lines(rest.as_ptr(), rest.len().min(96));
@@ -145,11 +150,10 @@ pub fn parse(
             slots.push(mine);
             rest = after;
         }
-        let how = (src.delimiter, key, value, src.key_codec, src.value_codec);
         let done: Vec<Chunk> = chunks
             .par_iter()
             .zip(slots)
-            .map(|(c, out)| parse_chunk(data, c.clone(), how, out))
+            .map(|(c, out)| parse_chunk(data, c.clone(), src, (key, value), out))
             .collect();
         let mut write = base;
         let mut read = base;
@@ -197,12 +201,13 @@ struct Chunk {
     error: Option<(u64, String)>,
 }
 
-type Opts = (u8, usize, usize, FieldCodec, FieldCodec);
-
+/// Parse the lines in `range` of `data`, an entry per good line going to
+/// `out`; `columns` are the key's and the value's.
 fn parse_chunk(
     data: &[u8],
     range: std::ops::Range<usize>,
-    (delimiter, key, value, key_codec, value_codec): Opts,
+    src: &FileSource,
+    (key, value): (usize, usize),
     out: &mut [LineEntry],
 ) -> Chunk {
     let mut c = Chunk {
@@ -222,8 +227,7 @@ fn parse_chunk(
         if line.is_empty() {
             continue;
         }
-        let checked = check_line(line, delimiter, key, value, key_codec, value_codec);
-        match checked {
+        match check_line(line, src, key, value) {
             Ok(k) => {
                 out[c.pairs] = (KeyHash::of(k, DEFAULT_SEED).0, line_at as u64);
                 c.pairs += 1;
@@ -239,47 +243,20 @@ fn parse_chunk(
     c
 }
 
-/// The key of a good line, or why the line is bad.
-fn check_line(
-    line: &[u8],
-    delimiter: u8,
+/// The key of a good line, or why the line is bad. Under the codecs this
+/// path takes, the converted fields are the text itself.
+fn check_line<'a>(
+    line: &'a [u8],
+    src: &FileSource,
     key: usize,
     value: usize,
-    key_codec: FieldCodec,
-    value_codec: FieldCodec,
-) -> std::result::Result<&[u8], String> {
-    let (k, v) = split_fields(line, delimiter, key, value)
-        .map_err(|have| format!("{have} column(s), need at least {}", key.max(value) + 1))?;
-    for (text, codec, what) in [(k, key_codec, "key"), (v, value_codec, "value")] {
-        if codec == FieldCodec::Str {
-            if let Err(e) = std::str::from_utf8(text) {
-                return Err(format!("{what} is not valid UTF-8 ({e})"));
-            }
-        }
-        if text.len() > MAX_ITEM {
-            return Err(too_large(text.len()).to_string());
-        }
+) -> std::result::Result<&'a [u8], String> {
+    let (k, v) = tsv_pair(line, src, key, value)?;
+    if let Some(long) = [k.len(), v.len()].into_iter().find(|&n| n > MAX_ITEM) {
+        return Err(too_large(long).to_string());
     }
-    Ok(k)
-}
-
-/// Pairs of a mapped file in hash order.
-pub struct SortedLines<'a> {
-    pub lines: &'a MappedTsv,
-    pub entries: Vec<LineEntry>,
-}
-
-impl SortedPairs for SortedLines<'_> {
-    fn len(&self) -> usize {
-        self.entries.len()
-    }
-    fn hash(&self, i: usize) -> u64 {
-        self.entries[i].0
-    }
-    fn pair(&self, i: usize) -> (&[u8], &[u8]) {
-        self.lines.pair(self.entries[i].1)
-    }
-    fn prefetch(&self, i: usize) {
-        self.lines.prefetch(self.entries[i].1);
+    match k {
+        Cow::Borrowed(k) => Ok(k),
+        Cow::Owned(_) => Err("internal error: a converted key on the in-place path".into()),
     }
 }

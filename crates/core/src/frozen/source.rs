@@ -308,7 +308,7 @@ fn parse_chunk(chunk: &[u8], src: &FileSource, columns: Option<(usize, usize)>) 
 
 type Pair<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
 
-fn tsv_pair<'a>(
+pub(super) fn tsv_pair<'a>(
     line: &'a [u8],
     src: &FileSource,
     k: usize,
