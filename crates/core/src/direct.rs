@@ -1,25 +1,28 @@
-//! Writing a large new file front to back, around the page cache when
-//! the file would not stay in it anyway.
+//! Writing a large new file front to back, around the page cache.
 //!
 //! A buffered write makes the kernel find a fresh page-cache page for every
-//! 4 KiB of a new file. Where memory has been handed back to a hypervisor
-//! (free page reporting), each such page costs a fault on the host as
-//! well: on the 2-core VM the benchmarks run on, a buffered 1 GiB write
-//! plus fsync took 3.4 s when the pages were cold and 0.55 s when warm,
-//! while `O_DIRECT` took 0.4-0.7 s either way. But a file written around
-//! the cache is not in it afterwards: its first reader pays the same fresh
-//! pages plus a read from the disk (a 10M-pair frozen file opened right
-//! after its build served 100k random gets/s for its first 200k gets, and
-//! 1.1M/s once cached). So [`DirectAppend`] bypasses the cache only when
-//! asked, which builds do for a file larger than half of RAM
-//! ([`crate::files::fits_in_cache`]): one that could not stay cached, and
-//! whose buffered write would push out what other processes read.
+//! 4 KiB of a new file, and one thread copies into each: a file system
+//! takes one write to a file at a time. Where memory has been handed back
+//! to a hypervisor (free page reporting), each such page costs a fault on
+//! the host as well: on the 2-core VM the benchmarks run on, a buffered
+//! 1 GiB write plus fsync took 3.4 s when the pages were cold and 0.55 s
+//! when warm, while `O_DIRECT` took 0.4-0.7 s either way. A file written
+//! around the cache is not in it afterwards, though, and its first reader
+//! would pay the same fresh pages plus a read from the disk (a 10M-pair
+//! frozen file opened right after such a build served 100k random gets/s
+//! for its first 200k gets, and 1.1M/s once cached). So [`Cache`] offers
+//! three ways: through the cache; around it, for a file that could not
+//! stay cached anyway (builds do this for a file larger than half of RAM,
+//! [`crate::files::fits_in_cache`]); and around it with each written range
+//! loaded back behind the writes ([`crate::cache_fill`]), which spreads
+//! the fresh pages over all cores (builds do this for a file that fits).
 //!
 //! Either way bytes are collected in one aligned 8 MiB buffer and written
 //! in whole blocks. Where the file system refuses `O_DIRECT` (tmpfs on
 //! older kernels, some network file systems), the writes go through the
 //! page cache.
 
+use crate::cache_fill::CacheFill;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -51,6 +54,8 @@ const HUGE_PAGE: u64 = 2 << 20;
 pub struct DirectAppend {
     file: File,
     direct: bool,
+    /// Loads what is written back into the page cache, if asked.
+    fill: Option<CacheFill>,
     /// Storage of `buf`, over-allocated so that an aligned window fits.
     storage: Vec<u8>,
     /// Where the aligned window starts in `storage`.
@@ -67,18 +72,37 @@ impl DirectAppend {
     /// [`DirectAppend::write_block_at`]). With `direct`, writes bypass the
     /// page cache where the file system allows it.
     pub fn create(path: &Path, start: u64, direct: bool) -> std::io::Result<Self> {
+        Self::create_as(
+            path,
+            start,
+            if direct {
+                Cache::Bypass
+            } else {
+                Cache::Through
+            },
+        )
+    }
+
+    /// Create (or truncate) `path`, written as `cache` says; appends start
+    /// at `start`, as for [`DirectAppend::create`].
+    pub fn create_as(path: &Path, start: u64, cache: Cache) -> std::io::Result<Self> {
         if !start.is_multiple_of(BLOCK as u64) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 "internal error: direct writes start on a block boundary",
             ));
         }
-        let (file, direct) = open(path, direct)?;
+        let (file, direct) = open(path, cache != Cache::Through)?;
+        let fill = match cache {
+            Cache::BypassThenLoad if direct => Some(CacheFill::start(&file)?),
+            _ => None,
+        };
         let storage = vec![0u8; CHUNK + BLOCK];
         let at = storage.as_ptr().align_offset(BLOCK);
         Ok(DirectAppend {
             file,
             direct,
+            fill,
             storage,
             at,
             held: 0,
@@ -142,6 +166,10 @@ impl DirectAppend {
                 "internal error: a direct block write must be one whole block before the appends",
             ));
         }
+        if let Some(fill) = &self.fill {
+            // Nothing may be loading the block while it is written.
+            fill.drain();
+        }
         let mut aligned = vec![0u8; 2 * BLOCK];
         let a = aligned.as_ptr().align_offset(BLOCK);
         aligned[a..a + BLOCK].copy_from_slice(block);
@@ -160,6 +188,12 @@ impl DirectAppend {
         self.write_at(&buf[a..a + whole], self.flushed)?;
         self.file.set_len(len)?;
         self.file.sync_all()?;
+        if let Some(fill) = self.fill.take() {
+            // The first huge page was dropped from the cache by the header's
+            // write, and the last pieces are loaded only now.
+            let tail = self.flushed / HUGE_PAGE * HUGE_PAGE;
+            fill.finish(&[(0, HUGE_PAGE.min(len)), (tail, len)]);
+        }
         Ok(self.file)
     }
 
@@ -183,6 +217,9 @@ impl DirectAppend {
         let r = self.write_at(&buf[a..a + whole], self.flushed);
         self.storage = buf;
         r?;
+        if let Some(fill) = &self.fill {
+            fill.push(self.flushed, self.flushed + whole as u64);
+        }
         self.storage.copy_within(a + whole..a + self.held, a);
         self.held -= whole;
         self.flushed += whole as u64;
@@ -201,6 +238,19 @@ impl DirectAppend {
             r => r,
         }
     }
+}
+
+/// How a [`DirectAppend`] treats the page cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cache {
+    /// Buffered writes: the file is cached as it is written.
+    Through,
+    /// `O_DIRECT` writes: the file is not cached afterwards.
+    Bypass,
+    /// `O_DIRECT` writes, each range loaded back into the cache behind
+    /// them ([`CacheFill`]): cached afterwards, with the cost of its fresh
+    /// pages spread over all cores.
+    BypassThenLoad,
 }
 
 /// Open `path` for writing, with `O_DIRECT` if wanted and the file system
@@ -252,14 +302,15 @@ mod tests {
 
     #[test]
     fn appends_of_every_size_land_in_order() {
-        appends_land_in_order(true);
-        appends_land_in_order(false);
+        for cache in [Cache::Through, Cache::Bypass, Cache::BypassThenLoad] {
+            appends_land_in_order(cache);
+        }
     }
 
-    fn appends_land_in_order(direct: bool) {
+    fn appends_land_in_order(cache: Cache) {
         let dir = tempfile::tempdir().expect("ok");
         let path = dir.path().join("f");
-        let mut w = DirectAppend::create(&path, BLOCK as u64, direct).expect("ok");
+        let mut w = DirectAppend::create_as(&path, BLOCK as u64, cache).expect("ok");
         let mut expect = vec![0u8; BLOCK];
         let mut x = 1u32;
         for len in [0, 1, 4095, 4096, 4097, CHUNK - 3, CHUNK, 2 * CHUNK + 17, 5] {

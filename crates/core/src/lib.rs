@@ -14,6 +14,7 @@
 //! assert_eq!(s.get(b"key").unwrap(), Some(&b"value"[..]));
 //! ```
 
+pub mod cache_fill;
 pub mod checksum;
 pub mod direct;
 pub mod error;

@@ -15,6 +15,7 @@ use super::format::{self, Header};
 use super::lines::{LineEntry, MappedTsv};
 use super::spill::{Spill, PARTS};
 use super::writer::{SortedPairs, Writer};
+use crate::direct::Cache;
 use crate::error::{Error, IoContext, Result};
 use crate::hash::KeyHash;
 use crate::record::{put_varint, MAX_ITEM};
@@ -47,9 +48,11 @@ pub struct BuildOptions {
     pub cancel: Arc<AtomicBool>,
     /// Pairs received so far, for progress displays.
     pub received: Arc<AtomicU64>,
-    /// Write the file around the page cache (`O_DIRECT`): `None` decides
-    /// by size, bypassing the cache for a file larger than half of RAM
-    /// (see [`crate::direct`]).
+    /// Write the file around the page cache (`O_DIRECT`): `Some(true)`
+    /// leaves it uncached, `Some(false)` writes through the cache, `None`
+    /// (the default) bypasses the cache and, for a file that fits in half
+    /// of RAM, loads it back behind the writes so it is cached when the
+    /// build returns (see [`crate::direct::Cache`]).
     pub bypass_cache: Option<bool>,
 }
 
@@ -315,8 +318,8 @@ impl Builder {
             let mut spill = self.spill.take().ok_or(Error::Interrupted)?;
             spill.flush()?;
             let nb = format::nbuckets_for(self.received);
-            let direct = self.bypass_cache(spill.bytes());
-            let mut w = Writer::create(&out, &self.work.0, self.header(nb), direct)?;
+            let cache = self.cache(spill.bytes());
+            let mut w = Writer::create(&out, &self.work.0, self.header(nb), cache)?;
             // Pairs of a bucket that continues into the next partition.
             let mut carry: Vec<(u64, Vec<u8>, Vec<u8>)> = Vec::new();
             for p in 0..PARTS {
@@ -360,8 +363,8 @@ impl Builder {
     /// is about the bytes they take.
     fn write_whole(&self, out: &Path, sorted: impl SortedPairs, expected: u64) -> Result<Header> {
         let nb = format::nbuckets_for(sorted.len() as u64);
-        let direct = self.bypass_cache(expected);
-        let mut w = Writer::create(out, &self.work.0, self.header(nb), direct)?;
+        let cache = self.cache(expected);
+        let mut w = Writer::create(out, &self.work.0, self.header(nb), cache)?;
         w.write_sorted(&sorted, true, &self.opts.cancel)?;
         // The sorted entries go before the side files are copied.
         drop(sorted);
@@ -369,11 +372,14 @@ impl Builder {
         w.finish()
     }
 
-    /// Whether to write a file of about `expected` bytes around the cache.
-    fn bypass_cache(&self, expected: u64) -> bool {
-        self.opts
-            .bypass_cache
-            .unwrap_or_else(|| !crate::files::fits_in_cache(expected))
+    /// How to write a file of about `expected` bytes.
+    fn cache(&self, expected: u64) -> Cache {
+        match self.opts.bypass_cache {
+            Some(true) => Cache::Bypass,
+            Some(false) => Cache::Through,
+            None if crate::files::fits_in_cache(expected) => Cache::BypassThenLoad,
+            None => Cache::Bypass,
+        }
     }
 
     fn push_raw(&mut self, k: &[u8], v: &[u8]) {

@@ -8,7 +8,7 @@
 //! stay in it: see [`crate::direct`]).
 
 use super::format::{self, Entry, Header, ENTRY_LEN, HEADER_LEN, MAX_SHIFT};
-use crate::direct::DirectAppend;
+use crate::direct::{Cache, DirectAppend};
 use crate::error::{Error, IoContext, Result};
 use rayon::prelude::*;
 use std::fs::File;
@@ -50,8 +50,8 @@ struct Files {
 
 impl Writer {
     /// Start a file at `out_path` with side files in `work`, written around
-    /// the page cache if `direct`.
-    pub fn create(out_path: &Path, work: &Path, header: Header, direct: bool) -> Result<Self> {
+    /// or through the page cache as `cache` says.
+    pub fn create(out_path: &Path, work: &Path, header: Header, cache: Cache) -> Result<Self> {
         let create = |p: &Path| -> Result<File> {
             // Read back later (side files are copied into the output).
             let f = std::fs::OpenOptions::new()
@@ -63,7 +63,7 @@ impl Writer {
                 .at(p)?;
             Ok(f)
         };
-        let out = DirectAppend::create(out_path, HEADER_LEN, direct).at(out_path)?;
+        let out = DirectAppend::create_as(out_path, HEADER_LEN, cache).at(out_path)?;
         let index_path = work.join("index.tmp");
         let table_path = work.join("table.tmp");
         Ok(Writer {
