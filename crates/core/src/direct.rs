@@ -94,7 +94,9 @@ impl DirectAppend {
         }
         let (file, direct) = open(path, cache != Cache::Through)?;
         let fill = match cache {
-            Cache::BypassThenLoad if direct => Some(CacheFill::start(&file)?),
+            // Without a loader (no thread to be had) the file is only left
+            // uncached.
+            Cache::BypassThenLoad if direct => CacheFill::start(&file).ok(),
             _ => None,
         };
         let storage = vec![0u8; CHUNK + BLOCK];

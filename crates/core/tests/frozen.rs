@@ -372,3 +372,42 @@ fn a_bad_line_deep_in_a_mapped_file_is_named_by_its_number() {
     assert!(stats.read_in_place);
     assert_eq!((stats.pairs, stats.skipped), (699_999, 1));
 }
+
+/// Pages of the file at `path` in the page cache, and all its pages.
+fn cached_pages(path: &std::path::Path) -> (usize, usize) {
+    let file = std::fs::File::open(path).expect("open");
+    // SAFETY: a read-only mapping of a test file, dropped at return.
+    let map = unsafe { memmap2::Mmap::map(&file) }.expect("map");
+    let pages = map.len().div_ceil(4096);
+    let mut vec = vec![0u8; pages];
+    // SAFETY: `vec` has one byte per page of the mapping.
+    let r = unsafe { libc::mincore(map.as_ptr() as *mut _, map.len(), vec.as_mut_ptr()) };
+    assert_eq!(r, 0);
+    (vec.iter().filter(|&&b| b & 1 == 1).count(), pages)
+}
+
+#[test]
+fn a_file_that_fits_is_cached_when_its_build_returns() {
+    let pairs: Pairs = (0..200_000u32)
+        .map(|i| {
+            (
+                i.to_le_bytes().to_vec(),
+                format!("value {i:>40}").into_bytes(),
+            )
+        })
+        .collect();
+    for bypass_cache in [None, Some(false), Some(true)] {
+        let opts = BuildOptions {
+            bypass_cache,
+            ..BuildOptions::default()
+        };
+        let (dir, f) = build(&pairs, &opts);
+        let (cached, pages) = cached_pages(&dir.path().join("f.vdf"));
+        assert!(pages > 2000, "{pages} pages");
+        if bypass_cache != Some(true) {
+            // Written around the cache and loaded back (or written through it).
+            assert_eq!(cached, pages, "{bypass_cache:?}");
+        }
+        check(&f, &expected(&pairs, OnDuplicate::Last));
+    }
+}
