@@ -191,6 +191,10 @@ fn load(file: &File, start: u64, end: u64) {
     #[cfg(target_os = "linux")]
     {
         let _ = map.advise(memmap2::Advice::HugePage);
+        // Readahead may run past the range's end, but not past the file's
+        // end, and the file only grows by writes that have completed: what
+        // it reads there is written (the header block, written last, waits
+        // for loading to stop: see `drain`).
         if map.advise(memmap2::Advice::PopulateRead).is_err() {
             return;
         }
