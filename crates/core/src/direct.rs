@@ -39,10 +39,10 @@ const HUGE_PAGE: u64 = 2 << 20;
 /// page cache if asked and the file system allows it.
 ///
 /// ```
-/// use vastdict_core::direct::DirectAppend;
+/// use vastdict_core::direct::{Cache, DirectAppend};
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("f");
-/// let mut w = DirectAppend::create(&path, 4096, true).unwrap();
+/// let mut w = DirectAppend::create(&path, 4096, Cache::Bypass).unwrap();
 /// w.write(b"hello").unwrap();
 /// w.write_block_at(0, &[7u8; 4096]).unwrap();
 /// let file = w.finish().unwrap();
@@ -67,25 +67,11 @@ pub struct DirectAppend {
 }
 
 impl DirectAppend {
-    /// Create (or truncate) `path`; appends start at `start`, a multiple
-    /// of [`BLOCK`] (the bytes before it are written with
-    /// [`DirectAppend::write_block_at`]). With `direct`, writes bypass the
-    /// page cache where the file system allows it.
-    pub fn create(path: &Path, start: u64, direct: bool) -> std::io::Result<Self> {
-        Self::create_as(
-            path,
-            start,
-            if direct {
-                Cache::Bypass
-            } else {
-                Cache::Through
-            },
-        )
-    }
-
     /// Create (or truncate) `path`, written as `cache` says; appends start
-    /// at `start`, as for [`DirectAppend::create`].
-    pub fn create_as(path: &Path, start: u64, cache: Cache) -> std::io::Result<Self> {
+    /// at `start`, a multiple of [`BLOCK`] (the bytes before it are written
+    /// with [`DirectAppend::write_block_at`]). Where the file system refuses
+    /// `O_DIRECT`, writes go through the page cache.
+    pub fn create(path: &Path, start: u64, cache: Cache) -> std::io::Result<Self> {
         if !start.is_multiple_of(BLOCK as u64) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -110,11 +96,6 @@ impl DirectAppend {
             held: 0,
             flushed: start,
         })
-    }
-
-    /// Whether writes bypass the page cache.
-    pub fn is_direct(&self) -> bool {
-        self.direct
     }
 
     /// The file offset the next byte goes to.
@@ -312,7 +293,7 @@ mod tests {
     fn appends_land_in_order(cache: Cache) {
         let dir = tempfile::tempdir().expect("ok");
         let path = dir.path().join("f");
-        let mut w = DirectAppend::create_as(&path, BLOCK as u64, cache).expect("ok");
+        let mut w = DirectAppend::create(&path, BLOCK as u64, cache).expect("ok");
         let mut expect = vec![0u8; BLOCK];
         let mut x = 1u32;
         for len in [0, 1, 4095, 4096, 4097, CHUNK - 3, CHUNK, 2 * CHUNK + 17, 5] {
@@ -338,9 +319,10 @@ mod tests {
     #[test]
     fn a_block_write_past_the_start_is_refused() {
         let dir = tempfile::tempdir().expect("ok");
-        let mut w = DirectAppend::create(&dir.path().join("f"), BLOCK as u64, true).expect("ok");
+        let mut w =
+            DirectAppend::create(&dir.path().join("f"), BLOCK as u64, Cache::Bypass).expect("ok");
         assert!(w.write_block_at(BLOCK as u64, &[0u8; BLOCK]).is_err());
         assert!(w.write_block_at(0, &[0u8; 10]).is_err());
-        assert!(DirectAppend::create(&dir.path().join("g"), 10, false).is_err());
+        assert!(DirectAppend::create(&dir.path().join("g"), 10, Cache::Through).is_err());
     }
 }

@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
+use vastdict_core::direct::Cache;
 use vastdict_core::frozen::{
     add_file, build_pairs, BuildOptions, Builder, Column, FileFormat, FileSource, FileStats,
     Frozen, OnDuplicate,
@@ -115,7 +116,8 @@ proptest! {
         let want = expected(&pairs, policy);
         let opts = BuildOptions { on_duplicate: policy, ..BuildOptions::default() };
         // Written through the page cache and around it alike.
-        let opts = BuildOptions { bypass_cache: Some(first), ..opts };
+        let cache = Some(if first { Cache::Bypass } else { Cache::Through });
+        let opts = BuildOptions { cache, ..opts };
         let (_d, mapped, stats) = build_tsv(&text, src, &opts);
         prop_assert!(stats.read_in_place);
         prop_assert_eq!(stats.pairs, pairs.len() as u64);
@@ -153,14 +155,14 @@ fn many_pairs_spilled_and_not_agree() {
         .collect();
     let want = expected(&pairs, OnDuplicate::Last);
     let direct = BuildOptions {
-        bypass_cache: Some(true),
+        cache: Some(Cache::Bypass),
         ..BuildOptions::default()
     };
     let (_d, a) = build(&pairs, &direct);
     check(&a, &want);
     let small = BuildOptions {
         memory_budget: 200_000,
-        bypass_cache: Some(false),
+        cache: Some(Cache::Through),
         ..BuildOptions::default()
     };
     let (_e, b) = build(&pairs, &small);
@@ -396,17 +398,17 @@ fn a_file_that_fits_is_cached_when_its_build_returns() {
             )
         })
         .collect();
-    for bypass_cache in [None, Some(false), Some(true)] {
+    for cache in [None, Some(Cache::Through), Some(Cache::Bypass)] {
         let opts = BuildOptions {
-            bypass_cache,
+            cache,
             ..BuildOptions::default()
         };
         let (dir, f) = build(&pairs, &opts);
         let (cached, pages) = cached_pages(&dir.path().join("f.vdf"));
         assert!(pages > 2000, "{pages} pages");
-        if bypass_cache != Some(true) {
+        if cache != Some(Cache::Bypass) {
             // Written around the cache and loaded back (or written through it).
-            assert_eq!(cached, pages, "{bypass_cache:?}");
+            assert_eq!(cached, pages, "{cache:?}");
         }
         check(&f, &expected(&pairs, OnDuplicate::Last));
     }

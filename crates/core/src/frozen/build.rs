@@ -48,12 +48,12 @@ pub struct BuildOptions {
     pub cancel: Arc<AtomicBool>,
     /// Pairs received so far, for progress displays.
     pub received: Arc<AtomicU64>,
-    /// Write the file around the page cache (`O_DIRECT`): `Some(true)`
-    /// leaves it uncached, `Some(false)` writes through the cache, `None`
+    /// How the file is written with respect to the page cache; `None`
     /// (the default) bypasses the cache and, for a file that fits in half
     /// of RAM, loads it back behind the writes so it is cached when the
-    /// build returns (see [`crate::direct::Cache`]).
-    pub bypass_cache: Option<bool>,
+    /// build returns ([`Cache::BypassThenLoad`]), and leaves a larger one
+    /// uncached ([`Cache::Bypass`]).
+    pub cache: Option<Cache>,
 }
 
 impl Default for BuildOptions {
@@ -65,7 +65,7 @@ impl Default for BuildOptions {
             on_duplicate: OnDuplicate::Last,
             cancel: Arc::default(),
             received: Arc::default(),
-            bypass_cache: None,
+            cache: None,
         }
     }
 }
@@ -374,12 +374,13 @@ impl Builder {
 
     /// How to write a file of about `expected` bytes.
     fn cache(&self, expected: u64) -> Cache {
-        match self.opts.bypass_cache {
-            Some(true) => Cache::Bypass,
-            Some(false) => Cache::Through,
-            None if crate::files::fits_in_cache(expected) => Cache::BypassThenLoad,
-            None => Cache::Bypass,
-        }
+        self.opts.cache.unwrap_or_else(|| {
+            if crate::files::fits_in_cache(expected) {
+                Cache::BypassThenLoad
+            } else {
+                Cache::Bypass
+            }
+        })
     }
 
     fn push_raw(&mut self, k: &[u8], v: &[u8]) {

@@ -63,7 +63,7 @@ impl Writer {
                 .at(p)?;
             Ok(f)
         };
-        let out = DirectAppend::create_as(out_path, HEADER_LEN, cache).at(out_path)?;
+        let out = DirectAppend::create(out_path, HEADER_LEN, cache).at(out_path)?;
         let index_path = work.join("index.tmp");
         let table_path = work.join("table.tmp");
         Ok(Writer {
