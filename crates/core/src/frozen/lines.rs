@@ -19,7 +19,7 @@ use super::build::BuildOptions;
 use super::build::PairStore;
 use super::build::{too_large, DEFAULT_SEED};
 use super::source::{
-    column_index, split_fields, trim_eol, tsv_pair, FieldCodec, FileFormat, FileSource,
+    chunk_end, lines, split_fields, tsv_columns, tsv_pair, FieldCodec, FileFormat, FileSource,
 };
 use crate::error::{Error, Result};
 use crate::hash::KeyHash;
@@ -38,9 +38,6 @@ pub struct MappedTsv {
 
 /// A pair: its key's hash and the offset of its line.
 pub type LineEntry = (u64, u64);
-
-/// Bytes of input parsed per chunk, per thread.
-const CHUNK: usize = 8 << 20;
 
 /// What parsing found: the file, one entry per pair in input order, and
 /// the number of bad lines skipped.
@@ -67,9 +64,8 @@ impl PairStore for MappedTsv {
     /// Key and value of the line at `at` (checked when it was parsed).
     fn pair(&self, at: u64) -> (&[u8], &[u8]) {
         let rest = self.map.get(at as usize..).unwrap_or_default();
-        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-        split_fields(trim_eol(&rest[..end]), self.delimiter, self.key, self.value)
-            .unwrap_or_default()
+        let line = lines(rest).next().map_or(&b""[..], |(_, l)| l);
+        split_fields(line, self.delimiter, self.key, self.value).unwrap_or_default()
     }
 
     /// Start loading the line at `at` into the cache.
@@ -104,15 +100,10 @@ pub fn parse(
     let map = unsafe { memmap2::Mmap::map(file) }.at(&src.path)?;
     let _ = map.advise(memmap2::Advice::Sequential);
     let data: &[u8] = &map;
-    let first_end = memchr::memchr(b'\n', data).map_or(data.len(), |e| e + 1);
-    let names: Vec<&[u8]> = trim_eol(&data[..first_end])
-        .split(|&b| b == src.delimiter)
-        .collect();
-    let key = column_index(&src.key, &names, src.header, &src.path)?;
-    let value = column_index(&src.value, &names, src.header, &src.path)?;
-    let (mut at, mut line_no) = if src.header {
-        bytes_done.fetch_add(first_end as u64, Ordering::Relaxed);
-        (first_end, 1u64)
+    let ((key, value), header_len) = tsv_columns(data, src)?;
+    let (mut at, mut line_no) = if header_len > 0 {
+        bytes_done.fetch_add(header_len as u64, Ordering::Relaxed);
+        (header_len, 1u64)
     } else {
         (0, 0)
     };
@@ -125,11 +116,7 @@ pub fn parse(
         }
         let mut chunks = Vec::with_capacity(threads * 2);
         while at < data.len() && chunks.len() < threads * 2 {
-            let cut = (at + CHUNK).min(data.len());
-            let cut = match memchr::memchr(b'\n', &data[cut..]) {
-                Some(e) => cut + e + 1,
-                None => data.len(),
-            };
+            let cut = chunk_end(data, at);
             chunks.push(at..cut);
             at = cut;
         }
@@ -217,12 +204,8 @@ fn parse_chunk(
         bytes: range.len() as u64,
         error: None,
     };
-    let mut at = range.start;
-    while at < range.end {
-        let end = memchr::memchr(b'\n', &data[at..range.end]).map_or(range.end, |e| at + e + 1);
-        let line = trim_eol(&data[at..end]);
-        let line_at = at;
-        at = end;
+    for (at, line) in lines(&data[range.clone()]) {
+        let line_at = range.start + at;
         c.lines += 1;
         if line.is_empty() {
             continue;

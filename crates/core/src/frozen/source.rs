@@ -157,30 +157,21 @@ pub fn add_file(
         want = block;
         let mut data = &buf[..end];
         if first_block && src.format == FileFormat::Tsv {
-            let first_end = memchr::memchr(b'\n', data).map_or(data.len(), |e| e + 1);
-            let names: Vec<&[u8]> = trim_eol(&data[..first_end])
-                .split(|&b| b == src.delimiter)
-                .collect();
-            columns = Some((
-                column_index(&src.key, &names, src.header, &src.path)?,
-                column_index(&src.value, &names, src.header, &src.path)?,
-            ));
-            if src.header {
-                data = &data[first_end..];
+            let (cols, header_len) = tsv_columns(data, src)?;
+            columns = Some(cols);
+            if header_len > 0 {
+                data = &data[header_len..];
                 line_no = 1;
-                bytes_done.fetch_add(first_end as u64, Ordering::Relaxed);
+                bytes_done.fetch_add(header_len as u64, Ordering::Relaxed);
             }
         }
         first_block = false;
         let mut chunks = Vec::with_capacity(threads * 2);
-        while !data.is_empty() {
-            let cut = CHUNK.min(data.len());
-            let cut = match memchr::memchr(b'\n', &data[cut..]) {
-                Some(e) if cut < data.len() => cut + e + 1,
-                _ => data.len(),
-            };
-            chunks.push(&data[..cut]);
-            data = &data[cut..];
+        let mut at = 0;
+        while at < data.len() {
+            let cut = chunk_end(data, at);
+            chunks.push(&data[at..cut]);
+            at = cut;
         }
         let parsed: Vec<Parsed> = chunks
             .par_iter()
@@ -207,6 +198,41 @@ pub fn add_file(
     }
 }
 
+/// The end of the chunk of whole lines that starts at `at` of `data`: the
+/// end of the line running past [`CHUNK`] bytes on, or of the data.
+pub(super) fn chunk_end(data: &[u8], at: usize) -> usize {
+    let cut = (at + CHUNK).min(data.len());
+    memchr::memchr(b'\n', &data[cut..]).map_or(data.len(), |e| cut + e + 1)
+}
+
+/// Each line of `chunk` with its offset, without its line ending (empty
+/// lines included, so that callers count them).
+pub(super) fn lines(chunk: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        (at < chunk.len()).then(|| {
+            let end = memchr::memchr(b'\n', &chunk[at..]).map_or(chunk.len(), |e| at + e + 1);
+            let line = (at, trim_eol(&chunk[at..end]));
+            at = end;
+            line
+        })
+    })
+}
+
+/// The key and value columns of a TSV file from its first line, and the
+/// bytes of that line if it is a header to skip (0 otherwise).
+pub(super) fn tsv_columns(data: &[u8], src: &FileSource) -> Result<((usize, usize), usize)> {
+    let first_end = memchr::memchr(b'\n', data).map_or(data.len(), |e| e + 1);
+    let names: Vec<&[u8]> = trim_eol(&data[..first_end])
+        .split(|&b| b == src.delimiter)
+        .collect();
+    let columns = (
+        column_index(&src.key, &names, src.header, &src.path)?,
+        column_index(&src.value, &names, src.header, &src.path)?,
+    );
+    Ok((columns, if src.header { first_end } else { 0 }))
+}
+
 /// Read into `buf` until it holds `want` bytes or the input ends; true at
 /// the end of the input.
 fn fill(r: &mut impl std::io::Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
@@ -229,17 +255,12 @@ fn fill(r: &mut impl std::io::Read, buf: &mut Vec<u8>, want: usize) -> std::io::
     Ok(false)
 }
 
-pub(super) fn trim_eol(line: &[u8]) -> &[u8] {
+fn trim_eol(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-pub(super) fn column_index(
-    col: &Column,
-    names: &[&[u8]],
-    header: bool,
-    path: &Path,
-) -> Result<usize> {
+fn column_index(col: &Column, names: &[&[u8]], header: bool, path: &Path) -> Result<usize> {
     match col {
         Column::Index(i) => Ok(*i),
         Column::Name(n) if header => {
@@ -276,13 +297,8 @@ fn parse_chunk(chunk: &[u8], src: &FileSource, columns: Option<(usize, usize)>) 
         bytes: chunk.len() as u64,
         ..Parsed::default()
     };
-    let mut at = 0;
-    while at < chunk.len() {
-        let end = memchr::memchr(b'\n', &chunk[at..]).map_or(chunk.len(), |e| at + e + 1);
-        let raw = &chunk[at..end];
-        at = end;
+    for (_, line) in lines(chunk) {
         p.lines += 1;
-        let line = trim_eol(raw);
         if line.is_empty() {
             continue;
         }
